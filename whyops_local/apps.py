@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class WhyopsLocalConfig(AppConfig):
+    name = "whyops_local"
+    verbose_name = "whyops-local"

@@ -1,0 +1,16 @@
+import re
+
+_SLASHES = re.compile(r"/{2,}")
+
+
+class CollapseSlashesMiddleware:
+    """Answer ``/api//events/ingest`` like ``/api/events/ingest``: SDKs join a base URL that ends in
+    "/" with a path that starts with one (protocol section 1)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "//" in request.path_info:
+            request.path_info = _SLASHES.sub("/", request.path_info)
+        return self.get_response(request)

@@ -1,0 +1,217 @@
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import models
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def money(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+class Agent(models.Model):
+    id = models.CharField(primary_key=True, max_length=36, default=_uuid, editable=False)
+    name = models.CharField(max_length=255, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def latest_version(self) -> "AgentVersion | None":
+        return self.versions.order_by("-seq").first()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "createdAt": iso(self.created_at)}
+
+
+class AgentVersion(models.Model):
+    id = models.CharField(primary_key=True, max_length=36, default=_uuid, editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="versions")
+    # Order of creation within the agent, 1-based: "v3" in the UI.
+    seq = models.PositiveIntegerField()
+    version_hash = models.CharField(max_length=32)
+    system_prompt = models.TextField(blank=True, default="")
+    description = models.TextField(blank=True, default="")
+    tools = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "version_hash"], name="agent_version_hash_unique"),
+            models.UniqueConstraint(fields=["agent", "seq"], name="agent_version_seq_unique"),
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "version": self.seq,
+            "versionHash": self.version_hash,
+            "systemPrompt": self.system_prompt,
+            "description": self.description,
+            "tools": self.tools,
+            "createdAt": iso(self.created_at),
+        }
+
+
+class Trace(models.Model):
+    """A thread of events sharing a traceId, with totals kept up to date on every insert."""
+
+    trace_id = models.CharField(max_length=128, unique=True)
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="traces")
+    agent_version = models.ForeignKey(AgentVersion, null=True, on_delete=models.SET_NULL, related_name="traces")
+    external_user_id = models.CharField(max_length=255, null=True, blank=True)
+    started_at = models.DateTimeField()
+    last_event_at = models.DateTimeField()
+    # The highest step id given out or seen; the next auto-assigned step is this + 1.
+    max_step = models.BigIntegerField(null=True)
+    event_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    llm_calls = models.PositiveIntegerField(default=0)
+    tool_calls = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_creation_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    # Distinct model names of the trace's LLM calls and embeddings, in first-seen order.
+    model_names = models.JSONField(default=list)
+    cost_usd = models.DecimalField(max_digits=20, decimal_places=10, null=True)
+    # Count of priced-kind events (LLM calls, embeddings) with no known price.
+    unpriced_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["-last_event_at", "-id"], name="trace_recent"),
+            models.Index(fields=["agent", "-last_event_at"], name="trace_agent_recent"),
+            models.Index(fields=["external_user_id", "-last_event_at"], name="trace_user_recent"),
+        ]
+
+    @property
+    def duration_ms(self) -> int:
+        return int((self.last_event_at - self.started_at).total_seconds() * 1000)
+
+    @property
+    def cost_complete(self) -> bool:
+        return self.unpriced_count == 0
+
+    @property
+    def cost_usd_or_none(self) -> float | None:
+        """The known cost; 0 for a trace with nothing to price; None when nothing priced had a price."""
+        if self.cost_usd is None:
+            return 0.0 if self.cost_complete else None
+        return money(self.cost_usd)
+
+    def summary_dict(self) -> dict[str, Any]:
+        """The read API's TraceSummary (protocol section 6)."""
+        return {
+            "traceId": self.trace_id,
+            "agentName": self.agent.name,
+            "agentVersion": self.agent_version.seq if self.agent_version else None,
+            "externalUserId": self.external_user_id,
+            "startedAt": iso(self.started_at),
+            "lastEventAt": iso(self.last_event_at),
+            "durationMs": self.duration_ms,
+            "eventCount": self.event_count,
+            "errorCount": self.error_count,
+            "llmCalls": self.llm_calls,
+            "toolCalls": self.tool_calls,
+            "models": self.model_names,
+            "usage": {
+                "promptTokens": self.prompt_tokens,
+                "completionTokens": self.completion_tokens,
+                "cacheReadTokens": self.cache_read_tokens,
+                "cacheCreationTokens": self.cache_creation_tokens,
+                "totalTokens": self.total_tokens,
+            },
+            "costUsd": self.cost_usd_or_none,
+            "costComplete": self.cost_complete,
+        }
+
+
+class Exchange(models.Model):
+    """The raw HTTP exchange behind proxied events (credentials redacted before storage)."""
+
+    provider = models.CharField(max_length=32)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=512)
+    status = models.PositiveSmallIntegerField(null=True)
+    request_headers = models.JSONField(default=dict)
+    request_body = models.TextField(blank=True, default="")
+    response_headers = models.JSONField(default=dict)
+    response_body = models.TextField(blank=True, default="")
+    # Raw SSE chunks with their arrival offsets in ms, for streamed responses.
+    chunks = models.JSONField(null=True)
+    started_at = models.DateTimeField()
+    ttfb_ms = models.FloatField(null=True)
+    total_ms = models.FloatField(null=True)
+    interrupted = models.BooleanField(default=False)
+
+
+class Event(models.Model):
+    SOURCE_SDK = "sdk"
+    SOURCE_PROXY = "proxy"
+
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="events")
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="events")
+    agent_version = models.ForeignKey(AgentVersion, null=True, on_delete=models.SET_NULL, related_name="events")
+    event_type = models.CharField(max_length=32)
+    step_id = models.BigIntegerField()
+    parent_step_id = models.BigIntegerField(null=True)
+    span_id = models.CharField(max_length=128)
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField(auto_now_add=True)
+    external_user_id = models.CharField(max_length=255, null=True, blank=True)
+    idempotency_key = models.CharField(max_length=128, null=True)
+    content = models.JSONField(null=True)
+    metadata = models.JSONField(default=dict)
+    source = models.CharField(max_length=8, default=SOURCE_SDK)
+    exchange = models.ForeignKey(Exchange, null=True, on_delete=models.SET_NULL, related_name="events")
+    # Denormalised from metadata so lists, filters and sums need no JSON queries.
+    model = models.CharField(max_length=255, blank=True, default="")
+    provider = models.CharField(max_length=64, blank=True, default="")
+    latency_ms = models.FloatField(null=True)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_creation_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=20, decimal_places=10, null=True)
+    # Why cost_usd is null for an event that should have a price ("" when priced or not priceable).
+    cost_note = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["trace", "idempotency_key"], name="event_idempotency_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["trace", "step_id", "id"], name="event_trace_step"),
+            models.Index(fields=["trace", "span_id"], name="event_trace_span"),
+            models.Index(fields=["model"], name="event_model"),
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The read API's Event (protocol section 6)."""
+        return {
+            "id": self.pk,
+            "eventType": self.event_type,
+            "traceId": self.trace.trace_id,
+            "stepId": self.step_id,
+            "parentStepId": self.parent_step_id,
+            "spanId": self.span_id,
+            "timestamp": iso(self.timestamp),
+            "externalUserId": self.external_user_id,
+            "content": self.content,
+            "metadata": self.metadata,
+            "source": self.source,
+            "costUsd": money(self.cost_usd),
+            "costNote": self.cost_note,
+            "idempotencyKey": self.idempotency_key,
+            "exchangeId": self.exchange_id,
+        }
+

@@ -1,0 +1,255 @@
+"""Writing agents, versions, traces and events: one transaction per request, totals kept on the trace."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import pricing
+from .models import Agent, AgentVersion, Event, Exchange, Trace
+from .validation import EventIn
+from .versioning import version_hash
+
+LLM_EVENTS = ("llm_response",)
+PRICED_EVENTS = ("llm_response", "embedding_response")
+TOOL_SPAN_STARTS = ("tool_call_request", "tool_call")
+
+
+@dataclass
+class Registration:
+    agent: Agent
+    version: AgentVersion
+    created: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "success": True,
+            "agentId": self.agent.id,
+            "agentVersionId": self.version.id,
+            "status": "created" if self.created else "existing",
+            "versionHash": self.version.version_hash,
+        }
+
+
+def _agent(name: str) -> Agent:
+    agent = Agent.objects.filter(name=name).first()
+    if agent is None:
+        try:
+            with transaction.atomic():
+                agent = Agent.objects.create(name=name)
+        except IntegrityError:  # created meanwhile by a concurrent request (PostgreSQL)
+            agent = Agent.objects.get(name=name)
+    return agent
+
+
+def _version(agent: Agent, metadata: dict[str, Any]) -> tuple[AgentVersion, bool]:
+    """The agent's version for this metadata: an existing one (even an older one) or a new one."""
+    digest = version_hash(metadata)
+    version = agent.versions.filter(version_hash=digest).first()
+    if version is not None:
+        return version, False
+    last = agent.versions.order_by("-seq").values_list("seq", flat=True).first() or 0
+    version = AgentVersion.objects.create(
+        agent=agent,
+        seq=last + 1,
+        version_hash=digest,
+        system_prompt=metadata.get("systemPrompt") or "",
+        description=metadata.get("description") or "",
+        tools=metadata.get("tools") or [],
+    )
+    return version, True
+
+
+@transaction.atomic
+def register_agent(name: str, metadata: dict[str, Any]) -> Registration:
+    agent = _agent(name)
+    version, created = _version(agent, metadata)
+    return Registration(agent, version, created)
+
+
+@dataclass
+class Saved:
+    event: Event
+    status: str  # "saved" or "skipped"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.event.pk,
+            "status": self.status,
+            "stepId": self.event.step_id,
+            "parentStepId": self.event.parent_step_id,
+            "spanId": self.event.span_id,
+        }
+
+
+class _Batch:
+    """Per-request caches so an array of events costs one lookup per agent and trace."""
+
+    def __init__(self) -> None:
+        self.agents: dict[str, Agent] = {}
+        self.latest_versions: dict[str, AgentVersion | None] = {}
+        self.traces: dict[str, Trace] = {}
+
+    def agent(self, name: str) -> Agent:
+        if name not in self.agents:
+            self.agents[name] = _agent(name)
+        return self.agents[name]
+
+    def version(self, agent: Agent, metadata: dict[str, Any]) -> AgentVersion | None:
+        # Events may carry the agent's configuration (user_message metadata); otherwise they
+        # belong to the latest registered version.
+        if isinstance(metadata.get("systemPrompt"), str) or isinstance(metadata.get("tools"), list):
+            try:
+                with transaction.atomic():
+                    version, _ = _version(agent, {k: metadata.get(k) for k in ("systemPrompt", "tools", "description")})
+            except (IntegrityError, TypeError, AttributeError):
+                version = None  # metadata too malformed to be a version; the event still counts
+            if version is not None:
+                self.latest_versions[agent.name] = version
+                return version
+        if agent.name not in self.latest_versions:
+            self.latest_versions[agent.name] = agent.latest_version()
+        return self.latest_versions[agent.name]
+
+    def trace(self, event: EventIn, agent: Agent, when: datetime) -> Trace:
+        trace = self.traces.get(event.traceId)
+        if trace is None:
+            trace = Trace.objects.select_for_update().filter(trace_id=event.traceId).first()
+            if trace is None:
+                try:
+                    with transaction.atomic():
+                        trace = Trace.objects.create(
+                            trace_id=event.traceId, agent=agent, started_at=when, last_event_at=when
+                        )
+                except IntegrityError:  # created meanwhile by a concurrent request (PostgreSQL)
+                    trace = Trace.objects.select_for_update().get(trace_id=event.traceId)
+            self.traces[event.traceId] = trace
+        return trace
+
+
+def _existing(trace: Trace, key: str | None) -> Event | None:
+    if key is None or trace.pk is None:
+        return None
+    return Event.objects.filter(trace=trace, idempotency_key=key).first()
+
+
+def _next_step(trace: Trace, event: EventIn) -> tuple[int, int | None]:
+    if event.stepId is None:
+        step = (trace.max_step or 0) + 1
+        parent = event.parentStepId if event.parentStepId is not None else trace.max_step
+    else:
+        step = event.stepId
+        parent = event.parentStepId if event.parentStepId is not None else (step - 1 if step > 1 else None)
+    trace.max_step = step if trace.max_step is None else max(trace.max_step, step)
+    return step, parent
+
+
+def _tokens(event_type: str, usage: dict[str, int]) -> dict[str, int]:
+    prompt = usage.get("promptTokens", 0)
+    completion = usage.get("completionTokens", 0)
+    if event_type == "embedding_response" and not prompt:
+        prompt = usage.get("totalTokens", 0)  # embedding tokens are all input
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "cache_read_tokens": usage.get("cacheReadTokens", 0),
+        "cache_creation_tokens": usage.get("cacheCreationTokens", 0),
+        "total_tokens": usage.get("totalTokens", prompt + completion),
+    }
+
+
+def _add_to_trace(trace: Trace, event: Event) -> None:
+    trace.started_at = min(trace.started_at, event.timestamp)
+    trace.last_event_at = max(trace.last_event_at, event.timestamp)
+    trace.event_count += 1
+    trace.error_count += event.event_type == "error"
+    trace.llm_calls += event.event_type in LLM_EVENTS
+    trace.tool_calls += event.event_type in TOOL_SPAN_STARTS
+    for field in ("prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_creation_tokens", "total_tokens"):
+        setattr(trace, field, getattr(trace, field) + getattr(event, field))
+    if event.model and event.model not in trace.model_names:
+        trace.model_names = [*trace.model_names, event.model]
+    if event.event_type in PRICED_EVENTS:
+        if event.cost_usd is None:
+            trace.unpriced_count += 1
+        else:
+            trace.cost_usd = (trace.cost_usd or 0) + event.cost_usd
+    if event.external_user_id and not trace.external_user_id:
+        trace.external_user_id = event.external_user_id
+    if event.agent_version_id:
+        trace.agent_version_id = event.agent_version_id
+
+
+def _build_event(batch: _Batch, item: EventIn, *, source: str, user: str | None, exchange: Exchange | None,
+                 now: datetime) -> Event | Saved:
+    agent = batch.agent(item.agentName)
+    when = item.timestamp or now
+    trace = batch.trace(item, agent, when)
+    duplicate = _existing(trace, item.idempotencyKey)
+    if duplicate is not None:
+        return Saved(duplicate, "skipped")
+    metadata = item.metadata or {}
+    step, parent = _next_step(trace, item)
+    event = Event(
+        trace=trace,
+        agent=agent,
+        agent_version=batch.version(agent, metadata),
+        event_type=item.eventType,
+        step_id=step,
+        parent_step_id=parent,
+        span_id=item.spanId or str(uuid.uuid4()),
+        timestamp=when,
+        external_user_id=item.externalUserId or user,
+        idempotency_key=item.idempotencyKey,
+        content=item.content,
+        metadata=metadata,
+        source=source,
+        exchange=exchange,
+        model=metadata.get("model") if isinstance(metadata.get("model"), str) else "",
+        provider=metadata.get("provider") if isinstance(metadata.get("provider"), str) else "",
+        latency_ms=metadata.get("latencyMs"),
+        **_tokens(item.eventType, item.usage),
+    )
+    if item.eventType in PRICED_EVENTS:
+        price = pricing.price_event(event.provider, event.model, item.eventType, item.usage)
+        event.cost_usd, event.cost_note = price.cost_usd, price.note
+    return event
+
+
+def record_events(items: list[EventIn], *, source: str = Event.SOURCE_SDK, user: str | None = None,
+                  exchange: Exchange | None = None) -> list[Saved]:
+    """Store a request's events atomically: all of them, with traces and totals updated, or none.
+
+    ``user`` is the external user id from a header, used where an event names none.
+    Events with an idempotency key already stored on their trace (or earlier in the same
+    request) are answered ``skipped`` and change nothing.
+    """
+    now = timezone.now()
+    results: list[Saved | None] = []
+    with transaction.atomic():
+        batch = _Batch()
+        pending: list[Event] = []
+        keys_in_request: dict[tuple[str, str], Event] = {}
+        for item in items:
+            key = (item.traceId, item.idempotencyKey) if item.idempotencyKey else None
+            if key in keys_in_request:
+                results.append(Saved(keys_in_request[key], "skipped"))
+                continue
+            built = _build_event(batch, item, source=source, user=user, exchange=exchange, now=now)
+            if isinstance(built, Saved):
+                results.append(built)
+                continue
+            if key:
+                keys_in_request[key] = built
+            pending.append(built)
+            results.append(None)
+        Event.objects.bulk_create(pending)
+        for event in pending:
+            _add_to_trace(batch.traces[event.trace.trace_id], event)
+        for trace in batch.traces.values():
+            trace.save()
+    created = iter(pending)
+    return [result or Saved(next(created), "saved") for result in results]

@@ -1,0 +1,200 @@
+"""Validation of the WhyOps ingest payloads (protocol sections 3 and 4), free of Django.
+
+Every failure becomes a list of ``{"field", "message", "code"}`` details naming the exact field
+(``"0.traceId"`` for the first item of an array body), so a client can fix its request.
+"""
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+EVENT_TYPES = (
+    "user_message",
+    "llm_response",
+    "llm_thinking",
+    "embedding_request",
+    "embedding_response",
+    "tool_call",
+    "tool_call_request",
+    "tool_call_response",
+    "tool_result",
+    "error",
+)
+REQUIRED_METADATA = {
+    "llm_response": ("model", "provider"),
+    "embedding_response": ("model", "provider"),
+    "tool_call_request": ("tool",),
+    "tool_call_response": ("tool",),
+}
+USAGE_FIELDS = ("promptTokens", "completionTokens", "totalTokens", "cacheReadTokens", "cacheCreationTokens")
+
+
+class Invalid(Exception):
+    """A request that must be refused as a whole; ``details`` name each bad field."""
+
+    def __init__(self, details: list[dict[str, str]], error: str = "Validation failed", status: int = 400):
+        super().__init__(error)
+        self.error = error
+        self.details = details
+        self.status = status
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": self.error, "details": self.details}
+
+
+def _detail(field: str, message: str, code: str) -> dict[str, str]:
+    return {"field": field, "message": message, "code": code}
+
+
+def _pydantic_details(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    return [
+        _detail(prefix + ".".join(str(part) for part in err["loc"]), err["msg"], err["type"])
+        for err in exc.errors(include_url=False)
+    ]
+
+
+def _strict(**extra: Any) -> ConfigDict:
+    return ConfigDict(strict=True, **extra)
+
+
+class ToolIn(BaseModel):
+    model_config = _strict(extra="allow")
+    name: str = Field(min_length=1, max_length=255)
+    description: str | None = None
+    inputSchema: str | None = None
+    outputSchema: str | None = None
+
+    @field_validator("inputSchema", "outputSchema")
+    @classmethod
+    def _json_string(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"must be a JSON string ({exc})") from None
+        return value
+
+
+class AgentMetadataIn(BaseModel):
+    model_config = _strict(extra="allow")
+    systemPrompt: str
+    description: str | None = None
+    tools: list[ToolIn] = []
+
+
+class AgentInitIn(BaseModel):
+    model_config = _strict(extra="ignore")
+    agentName: str = Field(min_length=1, max_length=255)
+    metadata: AgentMetadataIn
+
+    def metadata_dict(self) -> dict[str, Any]:
+        return self.metadata.model_dump(exclude_none=True)
+
+
+class UsageIn(BaseModel):
+    model_config = _strict(extra="allow")
+    promptTokens: int | None = Field(None, ge=0)
+    completionTokens: int | None = Field(None, ge=0)
+    totalTokens: int | None = Field(None, ge=0)
+    cacheReadTokens: int | None = Field(None, ge=0)
+    cacheCreationTokens: int | None = Field(None, ge=0)
+
+
+class EventIn(BaseModel):
+    model_config = _strict(extra="ignore")
+    eventType: Literal[EVENT_TYPES]  # type: ignore[valid-type]
+    traceId: str = Field(min_length=1, max_length=128)
+    agentName: str = Field(min_length=1, max_length=255)
+    spanId: str | None = Field(None, min_length=1, max_length=128)
+    stepId: int | None = Field(None, ge=0)
+    parentStepId: int | None = Field(None, ge=0)
+    timestamp: datetime | None = None
+    externalUserId: str | None = Field(None, min_length=1, max_length=255)
+    idempotencyKey: str | None = Field(None, min_length=1, max_length=128)
+    content: Any = None
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _iso_timestamp(cls, value: Any) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError("must be an ISO-8601 string")
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"not an ISO-8601 timestamp: {value[:64]!r}") from None
+        # A timestamp without an offset is read as UTC rather than refused.
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+    @property
+    def usage(self) -> dict[str, int]:
+        usage = (self.metadata or {}).get("usage") or {}
+        return {key: usage[key] for key in USAGE_FIELDS if usage.get(key) is not None}
+
+
+def _metadata_details(event: EventIn) -> list[dict[str, str]]:
+    metadata = event.metadata or {}
+    details = [
+        _detail(f"metadata.{key}", f"{event.eventType} requires metadata.{key} (a non-empty string)", "missing")
+        for key in REQUIRED_METADATA.get(event.eventType, ())
+        if not (isinstance(metadata.get(key), str) and metadata[key])
+    ]
+    if metadata.get("usage") is not None:
+        try:
+            UsageIn.model_validate(metadata["usage"])
+        except ValidationError as exc:
+            details += _pydantic_details(exc, "metadata.usage.")
+    latency = metadata.get("latencyMs")
+    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0):
+        details.append(_detail("metadata.latencyMs", "must be a non-negative number", "number_type"))
+    return details
+
+
+def _event(item: Any, prefix: str) -> EventIn:
+    try:
+        event = EventIn.model_validate(item)
+    except ValidationError as exc:
+        raise Invalid(_pydantic_details(exc, prefix)) from None
+    details = _metadata_details(event)
+    if details:
+        raise Invalid([{**d, "field": prefix + d["field"]} for d in details])
+    return event
+
+
+def load_json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Invalid([_detail("body", str(exc), "json_invalid")], error=f"Malformed JSON: {exc}") from None
+
+
+def parse_events(body: bytes) -> tuple[list[EventIn], bool]:
+    """The events of an ingest body, and whether it was an array. Raises ``Invalid`` for the whole body."""
+    data = load_json(body)
+    if isinstance(data, list):
+        if not data:
+            raise Invalid([_detail("body", "the array holds no events", "too_short")])
+        events, details = [], []
+        for index, item in enumerate(data):
+            try:
+                events.append(_event(item, f"{index}."))
+            except Invalid as exc:
+                details += exc.details
+        if details:
+            raise Invalid(details)
+        return events, True
+    if isinstance(data, dict):
+        return [_event(data, "")], False
+    raise Invalid([_detail("body", "must be an event object or an array of them", "model_type")])
+
+
+def parse_agent_init(body: bytes) -> AgentInitIn:
+    data = load_json(body)
+    try:
+        return AgentInitIn.model_validate(data)
+    except ValidationError as exc:
+        raise Invalid(_pydantic_details(exc)) from None
