@@ -1,5 +1,7 @@
 import re
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
 _SLASHES = re.compile(r"/{2,}")
 
 
@@ -7,8 +9,12 @@ class CollapseSlashesMiddleware:
     """Answer ``/api//events/ingest`` like ``/api/events/ingest``: SDKs join a base URL that ends in
     "/" with a path that starts with one (protocol section 1)."""
 
+    sync_capable = async_capable = True  # no thread hop for async views
+
     def __init__(self, get_response):
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request):
         if "//" in request.path_info:

@@ -35,6 +35,8 @@ WHYOPS_API_KEY = os.environ.get("WHYOPS_API_KEY") or None
 # Largest request body accepted by the ingest API; larger ones get 413.
 WHYOPS_MAX_BODY_BYTES = int(os.environ.get("WHYOPS_MAX_BODY_BYTES", 32 * 1024 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = WHYOPS_MAX_BODY_BYTES
+# Database writes run on one thread per process (see whyops_local/writer.py); tests turn it off.
+WHYOPS_DEDICATED_WRITER = True
 
 INSTALLED_APPS = [
     "daphne",
@@ -66,7 +68,7 @@ TEMPLATES = [
 
 SQLITE_PATH = DATA_DIR / "whyops.sqlite3"
 if os.environ.get("DATABASE_URL"):
-    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=600)}
+    DATABASES = {"default": dj_database_url.parse(os.environ["DATABASE_URL"], )}
 else:
     DATABASES = {
         "default": {

@@ -90,7 +90,7 @@ class _Batch:
 
     def __init__(self) -> None:
         self.agents: dict[str, Agent] = {}
-        self.latest_versions: dict[str, AgentVersion | None] = {}
+        self.latest_versions: dict[str, str | None] = {}
         self.traces: dict[str, Trace] = {}
 
     def agent(self, name: str) -> Agent:
@@ -98,9 +98,9 @@ class _Batch:
             self.agents[name] = _agent(name)
         return self.agents[name]
 
-    def version(self, agent: Agent, metadata: dict[str, Any]) -> AgentVersion | None:
+    def version_id(self, agent: Agent, trace: Trace, metadata: dict[str, Any]) -> str | None:
         # Events may carry the agent's configuration (user_message metadata); otherwise they
-        # belong to the latest registered version.
+        # belong to their trace's version, and the first event of a trace to the agent's latest.
         if isinstance(metadata.get("systemPrompt"), str) or isinstance(metadata.get("tools"), list):
             try:
                 with transaction.atomic():
@@ -108,10 +108,12 @@ class _Batch:
             except (IntegrityError, TypeError, AttributeError):
                 version = None  # metadata too malformed to be a version; the event still counts
             if version is not None:
-                self.latest_versions[agent.name] = version
-                return version
+                self.latest_versions[agent.name] = version.id
+                return version.id
+        if trace.agent_id == agent.id and trace.agent_version_id is not None:
+            return trace.agent_version_id
         if agent.name not in self.latest_versions:
-            self.latest_versions[agent.name] = agent.latest_version()
+            self.latest_versions[agent.name] = agent.versions.order_by("-seq").values_list("id", flat=True).first()
         return self.latest_versions[agent.name]
 
     def trace(self, event: EventIn, agent: Agent, when: datetime) -> Trace:
@@ -196,7 +198,7 @@ def _build_event(batch: _Batch, item: EventIn, *, source: str, user: str | None,
     event = Event(
         trace=trace,
         agent=agent,
-        agent_version=batch.version(agent, metadata),
+        agent_version_id=batch.version_id(agent, trace, metadata),
         event_type=item.eventType,
         step_id=step,
         parent_step_id=parent,
@@ -219,37 +221,73 @@ def _build_event(batch: _Batch, item: EventIn, *, source: str, user: str | None,
     return event
 
 
+@dataclass
+class EventsJob:
+    """One request's events and where they came from; ``user`` is the header's external user id,
+    used where an event names none."""
+
+    items: list[EventIn]
+    source: str = Event.SOURCE_SDK
+    user: str | None = None
+    exchange: Exchange | None = None
+
+
+def _record(batch: _Batch, job: EventsJob) -> list[Saved]:
+    now = timezone.now()
+    results: list[Saved | None] = []
+    pending: list[Event] = []
+    keys_in_request: dict[tuple[str, str], Event] = {}
+    for item in job.items:
+        key = (item.traceId, item.idempotencyKey) if item.idempotencyKey else None
+        if key in keys_in_request:
+            results.append(Saved(keys_in_request[key], "skipped"))
+            continue
+        built = _build_event(batch, item, source=job.source, user=job.user, exchange=job.exchange, now=now)
+        if isinstance(built, Saved):
+            results.append(built)
+            continue
+        if key:
+            keys_in_request[key] = built
+        pending.append(built)
+        results.append(None)
+    Event.objects.bulk_create(pending)
+    touched = {}
+    for event in pending:
+        trace = batch.traces[event.trace.trace_id]
+        _add_to_trace(trace, event)
+        touched[trace.pk] = trace
+    for trace in touched.values():
+        trace.save()
+    created = iter(pending)
+    return [result or Saved(next(created), "saved") for result in results]
+
+
 def record_events(items: list[EventIn], *, source: str = Event.SOURCE_SDK, user: str | None = None,
                   exchange: Exchange | None = None) -> list[Saved]:
     """Store a request's events atomically: all of them, with traces and totals updated, or none.
 
-    ``user`` is the external user id from a header, used where an event names none.
     Events with an idempotency key already stored on their trace (or earlier in the same
     request) are answered ``skipped`` and change nothing.
     """
-    now = timezone.now()
-    results: list[Saved | None] = []
+    with transaction.atomic():
+        return _record(_Batch(), EventsJob(items, source, user, exchange))
+
+
+def record_jobs(jobs: list[EventsJob]) -> list[list[Saved] | Exception]:
+    """Store several requests' events in one transaction (one commit), each request atomic on its own.
+
+    A request that fails is rolled back to its savepoint and answered with its exception; the
+    others are unaffected. Commit is the expensive part of a small write, so the writer groups
+    the requests that queued up meanwhile.
+    """
+    outcomes: list[list[Saved] | Exception] = []
     with transaction.atomic():
         batch = _Batch()
-        pending: list[Event] = []
-        keys_in_request: dict[tuple[str, str], Event] = {}
-        for item in items:
-            key = (item.traceId, item.idempotencyKey) if item.idempotencyKey else None
-            if key in keys_in_request:
-                results.append(Saved(keys_in_request[key], "skipped"))
-                continue
-            built = _build_event(batch, item, source=source, user=user, exchange=exchange, now=now)
-            if isinstance(built, Saved):
-                results.append(built)
-                continue
-            if key:
-                keys_in_request[key] = built
-            pending.append(built)
-            results.append(None)
-        Event.objects.bulk_create(pending)
-        for event in pending:
-            _add_to_trace(batch.traces[event.trace.trace_id], event)
-        for trace in batch.traces.values():
-            trace.save()
-    created = iter(pending)
-    return [result or Saved(next(created), "saved") for result in results]
+        for job in jobs:
+            try:
+                with transaction.atomic():
+                    outcomes.append(_record(batch, job))
+            except Exception as exc:  # noqa: BLE001  (handed to that request's caller)
+                outcomes.append(exc)
+                batch = _Batch()  # its cached rows may have been rolled back
+    return outcomes

@@ -1,0 +1,104 @@
+"""The event ingest endpoint, shared by its Django view and its ASGI fast path.
+
+Ingest is the one hot path: an agent sends every step as its own request. Django's ASGI request
+cycle (per-request threads for sync middleware and signals) costs a few milliseconds a request
+here, ten times what daphne itself needs, so ``POST /api/events/ingest`` is answered by
+``IngestFastPath`` straight from ASGI, with the same validation, storage and answers as the
+django-ninja view that documents it (and serves the Django test client).
+"""
+
+import hmac
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from django.http.request import split_domain_port, validate_host
+
+from .store import EventsJob
+from .validation import Invalid, parse_events
+from .writer import write_events
+
+INGEST_PATH = "/api/events/ingest"
+_SLASHES = re.compile(r"/{2,}")
+
+
+def api_key_error(headers: Mapping[str, str]) -> str | None:
+    """Why the request may not ingest when the server has WHYOPS_API_KEY (protocol section 2), else None."""
+    expected = settings.WHYOPS_API_KEY
+    if not expected:
+        return None
+    auth = headers.get("authorization", "")
+    given = auth[7:].strip() if auth[:7].lower() == "bearer " else headers.get("x-api-key", "")
+    if given and hmac.compare_digest(given.encode(), expected.encode()):
+        return None
+    return "Missing or wrong API key: send 'Authorization: Bearer <WHYOPS_API_KEY>'"
+
+
+def too_large() -> Invalid:
+    limit = settings.WHYOPS_MAX_BODY_BYTES
+    return Invalid(
+        [{"field": "body", "message": f"larger than {limit} bytes", "code": "too_large"}],
+        error=f"Request body too large (limit {limit} bytes, WHYOPS_MAX_BODY_BYTES)",
+        status=413,
+    )
+
+
+async def ingest(body: bytes, headers: Mapping[str, str]) -> tuple[int, Any]:
+    """Status and JSON answer for an ingest request; the events are committed before it returns."""
+    if error := api_key_error(headers):
+        return 401, {"error": error, "details": []}
+    try:
+        events, is_array = parse_events(body)
+    except Invalid as exc:
+        return exc.status, exc.to_dict()
+    saved = await write_events(EventsJob(events, user=headers.get("x-external-user-id") or None))
+    answer = [result.to_dict() for result in saved]
+    return 201, answer if is_array else answer[0]
+
+
+async def _read_body(receive) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionAbortedError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > settings.WHYOPS_MAX_BODY_BYTES:
+            raise too_large()
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _send_json(send, status: int, payload: Any) -> None:
+    body = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class IngestFastPath:
+    """ASGI middleware answering ``POST /api/events/ingest`` itself and passing everything else on."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if not (scope["type"] == "http" and scope["method"] == "POST"
+                and _SLASHES.sub("/", scope["path"]) == INGEST_PATH):
+            return await self.app(scope, receive, send)
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        host, _ = split_domain_port(headers.get("host", ""))
+        if not validate_host(host, settings.ALLOWED_HOSTS):
+            return await self.app(scope, receive, send)  # let Django refuse it the usual way
+        try:
+            body = await _read_body(receive)
+        except Invalid as exc:
+            return await _send_json(send, exc.status, exc.to_dict())
+        except ConnectionAbortedError:
+            return None
+        status, payload = await ingest(body, headers)
+        await _send_json(send, status, payload)
