@@ -1,0 +1,128 @@
+"""Events per second through HTTP into a running whyops-local, beside raw sqlite3 inserts of the same rows.
+
+    python bench/ingest.py [--events 4000]
+
+Starts the real server (manage.py runserver, daphne) on a free port with a throwaway data dir,
+sends events with a minimal keep-alive HTTP/1.1 client (so the client's own cost stays small on
+a 2-core machine), and stops the clock only once every event reads back through the read API.
+The raw rate is plain sqlite3 (WAL, synchronous=NORMAL) inserting the same JSON rows, one
+transaction per event or per 100 events, measured in the same run.
+"""
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.servers import run_server  # noqa: E402
+
+
+class KeepAliveClient:
+    """Just enough HTTP/1.1 to POST JSON and GET on one connection."""
+
+    def __init__(self, port: int):
+        self.port = port
+
+    async def __aenter__(self):
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        return self
+
+    async def __aexit__(self, *exc):
+        self.writer.close()
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n")
+        self.writer.write(head.encode() + body)
+        status_line = await self.reader.readline()
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        return int(status_line.split()[1]), await self.reader.readexactly(length)
+
+
+def event(run: str, client: int, i: int) -> dict:
+    return {"eventType": "llm_response", "traceId": f"{run}-{client}", "agentName": f"bench-{run}",
+            "content": {"content": f"answer {i}", "finishReason": "stop"},
+            "metadata": {"model": "gpt-4o-mini", "provider": "openai", "latencyMs": 120,
+                         "usage": {"promptTokens": 120, "completionTokens": 30, "totalTokens": 150}}}
+
+
+async def readable_count(port: int, run: str) -> int:
+    async with KeepAliveClient(port) as http:
+        status, body = await http.request("GET", f"/api/traces?agent=bench-{run}&limit=500")
+        assert status == 200, body
+        return sum(t["eventCount"] for t in json.loads(body)["traces"])
+
+
+async def http_rate(port: int, events: int, clients: int, per_request: int) -> float:
+    run = uuid.uuid4().hex[:8]
+    requests_per_client = events // clients // per_request
+
+    async def client(n: int) -> None:
+        async with KeepAliveClient(port) as http:
+            for r in range(requests_per_client):
+                items = [event(run, n, r * per_request + j) for j in range(per_request)]
+                body = json.dumps(items[0] if per_request == 1 else items).encode()
+                status, answer = await http.request("POST", "/api/events/ingest", body)
+                assert status == 201, answer
+
+    start = time.perf_counter()
+    await asyncio.gather(*[client(n) for n in range(clients)])
+    sent = requests_per_client * per_request * clients
+    while await readable_count(port, run) < sent:  # ingested = readable, not merely answered
+        await asyncio.sleep(0.001)
+    return sent / (time.perf_counter() - start)
+
+
+def raw_sqlite_rate(events: int, per_transaction: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = sqlite3.connect(Path(tmp) / "raw.sqlite3", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("CREATE TABLE event (id INTEGER PRIMARY KEY, trace_id TEXT, event_type TEXT, step_id INTEGER,"
+                   " content TEXT, metadata TEXT, timestamp TEXT)")
+        db.execute("CREATE INDEX event_trace_step ON event (trace_id, step_id, id)")
+        rows = [("raw", "llm_response", i, json.dumps(e["content"]), json.dumps(e["metadata"]), "2026-01-01T00:00:00Z")
+                for i, e in enumerate(event("raw", 0, i) for i in range(events))]
+        start = time.perf_counter()
+        for offset in range(0, events, per_transaction):
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT INTO event (trace_id, event_type, step_id, content, metadata, timestamp)"
+                           " VALUES (?, ?, ?, ?, ?, ?)", rows[offset:offset + per_transaction])
+            db.execute("COMMIT")
+        elapsed = time.perf_counter() - start
+        db.close()
+    return events / elapsed
+
+
+async def main(events: int) -> None:
+    with tempfile.TemporaryDirectory() as data_dir, run_server(Path(data_dir)) as server:
+        port = server.port
+        await http_rate(port, 400, 8, 1)  # warm-up: imports, first connections, page cache
+        cases = [
+            ("single-event requests, 1 client", await http_rate(port, events // 4, 1, 1), raw_sqlite_rate(events // 4, 1), 0),
+            ("single-event requests, 8 clients", await http_rate(port, events, 8, 1), raw_sqlite_rate(events, 1), 1_000),
+            ("100-event arrays, 1 client", await http_rate(port, events * 5, 1, 100), raw_sqlite_rate(events * 5, 100), 10_000),
+            ("100-event arrays, 4 clients", await http_rate(port, events * 5, 4, 100), raw_sqlite_rate(events * 5, 100), 10_000),
+        ]
+    print(f"{'case':36} {'events/s':>10} {'raw sqlite3/s':>14} {'ratio':>7} {'target':>8}")
+    for name, rate, raw, target in cases:
+        verdict = "" if not target else ("ok" if rate >= target else "MISSED")
+        print(f"{name:36} {rate:10.0f} {raw:14.0f} {rate / raw:7.3f} {target or '':>8} {verdict}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=4000, help="events for the 8-client case (others scale)")
+    asyncio.run(main(parser.parse_args().events))
