@@ -52,10 +52,28 @@ class KeepAliveClient:
 
 
 def event(run: str, client: int, i: int) -> dict:
-    return {"eventType": "llm_response", "traceId": f"{run}-{client}", "agentName": f"bench-{run}",
-            "content": {"content": f"answer {i}", "finishReason": "stop"},
-            "metadata": {"model": "gpt-4o-mini", "provider": "openai", "latencyMs": 120,
-                         "usage": {"promptTokens": 120, "completionTokens": 30, "totalTokens": 150}}}
+    """The i-th event of an agent run: turns of user message, LLM call, tool span, final answer."""
+    base = {"traceId": f"{run}-{client}", "agentName": f"bench-{run}"}
+    usage = {"promptTokens": 900 + i % 500, "completionTokens": 40 + i % 60, "cacheReadTokens": 512}
+    llm = {"model": "gpt-4o-mini", "provider": "openai", "latencyMs": 420 + i % 100, "usage": usage}
+    tool = [{"name": "search_orders", "arguments": {"orderId": str(i)}}]
+    kind = i % 5
+    if kind == 0:
+        return {**base, "eventType": "user_message",
+                "content": {"messages": [{"role": "user", "content": f"Where is order {i}?"}]}}
+    if kind == 1:
+        return {**base, "eventType": "llm_response", "metadata": llm, "content": {
+            "toolCalls": [{"id": f"call_{i}", "function": {"name": "search_orders", "arguments": f'{{"orderId":"{i}"}}'}}],
+            "finishReason": "tool_calls"}}
+    if kind == 2:
+        return {**base, "eventType": "tool_call_request", "spanId": f"{run}-{client}-{i}",
+                "metadata": {"tool": "search_orders", "latencyMs": 3}, "content": {"toolCalls": tool}}
+    if kind == 3:
+        return {**base, "eventType": "tool_call_response", "spanId": f"{run}-{client}-{i - 1}",
+                "metadata": {"tool": "search_orders", "latencyMs": 85},
+                "content": {"toolCalls": tool, "toolResults": {"status": "shipped"}}}
+    return {**base, "eventType": "llm_response", "metadata": llm,
+            "content": {"content": f"Order {i} has shipped.", "finishReason": "stop"}}
 
 
 async def readable_count(port: int, run: str) -> int:
@@ -93,8 +111,8 @@ def raw_sqlite_rate(events: int, per_transaction: int) -> float:
         db.execute("CREATE TABLE event (id INTEGER PRIMARY KEY, trace_id TEXT, event_type TEXT, step_id INTEGER,"
                    " content TEXT, metadata TEXT, timestamp TEXT)")
         db.execute("CREATE INDEX event_trace_step ON event (trace_id, step_id, id)")
-        rows = [("raw", "llm_response", i, json.dumps(e["content"]), json.dumps(e["metadata"]), "2026-01-01T00:00:00Z")
-                for i, e in enumerate(event("raw", 0, i) for i in range(events))]
+        rows = [("raw", e["eventType"], i, json.dumps(e["content"]), json.dumps(e.get("metadata", {})),
+                 "2026-01-01T00:00:00Z") for i, e in enumerate(event("raw", 0, i) for i in range(events))]
         start = time.perf_counter()
         for offset in range(0, events, per_transaction):
             db.execute("BEGIN IMMEDIATE")

@@ -102,7 +102,10 @@ def _from_override(prices: dict[str, Decimal], tokens: TokenCounts) -> Decimal:
     ) / MILLION
 
 
+@lru_cache(maxsize=65536)
 def _from_bundled(provider: str, model: str, tokens: TokenCounts) -> tuple[Decimal, str]:
+    # Memoised: genai-prices' general unit machinery takes ~100 us a call, and agents repeat
+    # usages (the same prompt and cached prefix); the arguments are immutable.
     usage = genai_prices.Usage(
         input_tokens=tokens.input,
         output_tokens=tokens.output,

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from . import pricing
@@ -232,6 +232,38 @@ class EventsJob:
     exchange: Exchange | None = None
 
 
+def _insert(events: list[Event]) -> None:
+    """``bulk_create`` for the ingest hot path, setting each event's pk.
+
+    Django's insert compiler spent half of a 100-event request's time building the statement
+    (profiled); this builds the same multi-row ``INSERT ... RETURNING`` once per request, with the
+    same per-field conversion to database values.
+    """
+    if not events or not connection.features.can_return_rows_from_bulk_insert:
+        Event.objects.bulk_create(events)
+        return
+    fields = [f for f in Event._meta.concrete_fields if not f.primary_key]
+    for event in events:
+        for field in fields:
+            if field.attname not in event.__dict__ or getattr(event, field.attname) is None:
+                field.pre_save(event, add=True)  # auto_now_add and defaults, as Model.save would
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    table = connection.ops.quote_name(Event._meta.db_table)
+    pk = connection.ops.quote_name(Event._meta.pk.column)
+    # Both SQLite and PostgreSQL cap a statement's parameters; stay well under SQLite's 32766.
+    rows_per_statement = max(1, 30000 // len(fields))
+    with connection.cursor() as cursor:
+        for start in range(0, len(events), rows_per_statement):
+            chunk = events[start:start + rows_per_statement]
+            params = [f.get_db_prep_save(getattr(e, f.attname), connection) for e in chunk for f in fields]
+            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(chunk))} RETURNING {pk}",
+                           params)
+            for event, (pk_value,) in zip(chunk, cursor.fetchall()):
+                event.pk = pk_value
+                event._state.adding = False
+
+
 def _record(batch: _Batch, job: EventsJob) -> list[Saved]:
     now = timezone.now()
     results: list[Saved | None] = []
@@ -250,7 +282,7 @@ def _record(batch: _Batch, job: EventsJob) -> list[Saved]:
             keys_in_request[key] = built
         pending.append(built)
         results.append(None)
-    Event.objects.bulk_create(pending)
+    _insert(pending)
     touched = {}
     for event in pending:
         trace = batch.traces[event.trace.trace_id]
