@@ -5,7 +5,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db.models import Exists, OuterRef, Q, TextField
+from django.db.models import Exists, OuterRef, Q, Subquery, TextField
 from django.db.models.functions import Cast
 from django.http import HttpRequest, JsonResponse
 from ninja import NinjaAPI
@@ -119,9 +119,14 @@ def filtered_traces(agent: str = "", user: str = "", model: str = "", q: str = "
 
 @api.get("/traces", summary="Traces, newest activity first, with keyset paging")
 def list_traces(request: HttpRequest, agent: str = "", user: str = "", model: str = "", q: str = "",
-                has_error: bool | None = None, limit: int = 50, cursor: str = ""):
+                has_error: bool | None = None, limit: int = 50, cursor: str = "", changed_after: int | None = None):
+    """``changed_after=<seq>``: only traces with events stored after that live-update sequence number
+    (what a reconnecting page missed). Each trace's ``lastSeq`` is the newest of its events' sequence."""
     limit = max(1, min(limit, 500))
-    traces = filtered_traces(agent, user, model, q, has_error)
+    newest_event = Event.objects.filter(trace=OuterRef("pk")).order_by("-pk").values("pk")[:1]
+    traces = filtered_traces(agent, user, model, q, has_error).annotate(last_seq=Subquery(newest_event))
+    if changed_after is not None:
+        traces = traces.filter(Exists(Event.objects.filter(trace=OuterRef("pk"), pk__gt=changed_after)))
     try:
         if cursor:
             traces = traces.filter(_decode_cursor(cursor))
@@ -130,20 +135,25 @@ def list_traces(request: HttpRequest, agent: str = "", user: str = "", model: st
     page = list(traces[: limit + 1])
     more = len(page) > limit
     page = page[:limit]
-    return {"traces": [t.summary_dict() for t in page], "next": _encode_cursor(page[-1]) if more else None}
+    return {"traces": [{**t.summary_dict(), "lastSeq": t.last_seq} for t in page],
+            "next": _encode_cursor(page[-1]) if more else None}
 
 
-def trace_detail(trace: Trace) -> dict:
-    events = [e.to_dict() for e in trace.events.select_related("trace").order_by("step_id", "pk")]
-    return {**trace.summary_dict(), "events": events, "spans": tool_spans(events)}
+def trace_detail(trace: Trace, after: int | None = None) -> dict:
+    events = trace.events.select_related("trace").order_by("step_id", "pk")
+    if after is not None:
+        events = events.filter(pk__gt=after)
+    dicts = [e.to_dict() for e in events]
+    return {**trace.summary_dict(), "events": dicts, "spans": tool_spans(dicts)}
 
 
 @api.get("/traces/{path:trace_id}", summary="One trace with its events in step order and its tool spans")
-def get_trace(request: HttpRequest, trace_id: str):
+def get_trace(request: HttpRequest, trace_id: str, after: int | None = None):
+    """``after=<seq>``: only the events stored after that live-update sequence number (an event's ``id``)."""
     trace = Trace.objects.select_related("agent", "agent_version").filter(trace_id=trace_id).first()
     if trace is None:
         return error_response(404, f"No trace with traceId {trace_id!r}")
-    return trace_detail(trace)
+    return trace_detail(trace, after)
 
 
 @api.get("/agents", summary="Agents with their latest version")

@@ -5,8 +5,15 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whyops_local.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402  (these need Django set up)
+# These need Django set up first.
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from .ingest import IngestFastPath  # noqa: E402
+from .routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter({"http": IngestFastPath(django_asgi_app)})
+application = ProtocolTypeRouter({
+    "http": IngestFastPath(django_asgi_app),
+    # Only pages of this app (an Origin among ALLOWED_HOSTS) may listen in.
+    "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+})

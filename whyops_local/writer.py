@@ -9,6 +9,7 @@ in the queue are stored together, each in a savepoint of its own (store.record_j
 """
 
 import asyncio
+import logging
 import queue
 import threading
 from dataclasses import dataclass, field
@@ -18,8 +19,10 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 
-from .store import EventsJob, Saved, record_events, record_jobs
+from . import live
+from .store import EventsJob, Saved, record_jobs
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_GROUP_EVENTS = 500
 
@@ -81,11 +84,7 @@ class _Writer:
                     break
                 group.append(more)
                 size += more.size
-            try:
-                outcomes = record_jobs([t.job for t in group])
-            except Exception as exc:  # noqa: BLE001  (the commit failed: every request in the group fails)
-                outcomes = [exc] * len(group)
-            for member, outcome in zip(group, outcomes):
+            for member, outcome in zip(group, _store_and_announce([t.job for t in group])):
                 _settle(member, outcome)
 
     @staticmethod
@@ -95,6 +94,26 @@ class _Writer:
         except Exception as exc:  # noqa: BLE001  (handed to the caller)
             outcome = exc
         _settle(task, outcome)
+
+
+def _store_and_announce(jobs: list[EventsJob]) -> list[tuple[list[Saved], list] | Exception]:
+    """Store the jobs (one commit), then build each one's live messages: (saved, messages) or the error."""
+    try:
+        outcomes = record_jobs(jobs)
+    except Exception as exc:  # noqa: BLE001  (the commit failed: every request in the group fails)
+        return [exc] * len(jobs)
+    announced: list[tuple[list[Saved], list] | Exception] = []
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            announced.append(outcome)
+            continue
+        try:
+            messages = live.messages_for(outcome)
+        except Exception:  # the events are committed: a live-update failure must not fail the request
+            log.exception("could not build live messages")
+            messages = []
+        announced.append((outcome, messages))
+    return announced
 
 
 _writer = _Writer()
@@ -116,9 +135,18 @@ async def write(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 async def write_events(job: EventsJob) -> list[Saved]:
-    """Store one request's events atomically; returns once they are committed."""
-    if not settings.WHYOPS_DEDICATED_WRITER:
-        return await write(record_events, job.items, source=job.source, user=job.user, exchange=job.exchange)
-    task = _task(job=job, size=len(job.items))
-    _writer.submit(task)
-    return await task.future
+    """Store one request's events atomically; returns once they are committed and announced."""
+    if settings.WHYOPS_DEDICATED_WRITER:
+        task = _task(job=job, size=len(job.items))
+        _writer.submit(task)
+        outcome = await task.future
+    else:
+        (outcome,) = await write(_store_and_announce, [job])
+        if isinstance(outcome, Exception):
+            raise outcome
+    saved, messages = outcome
+    try:
+        await live.publish(messages)
+    except Exception:  # say, Redis went away: the events are stored all the same
+        log.exception("could not publish live updates")
+    return saved

@@ -1,0 +1,110 @@
+"""The websocket consumers: events announced after commit, to the right groups, to the app's own pages only."""
+
+import asyncio
+import json
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from whyops_local.asgi import application
+from whyops_local.ingest import ingest
+
+pytestmark = pytest.mark.django_db(transaction=True)
+ORIGIN = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
+
+
+def event(trace="t1", event_type="user_message", **fields):
+    return {"eventType": event_type, "traceId": trace, "agentName": "live", **fields}
+
+
+async def send(*events):
+    status, answer = await ingest(json.dumps(list(events)).encode(), {})
+    assert status == 201, answer
+    return answer
+
+
+async def connect(path):
+    communicator = WebsocketCommunicator(application, path, headers=ORIGIN)
+    connected, _ = await communicator.connect()
+    assert connected
+    assert (await communicator.receive_json_from())["type"] == "hello"
+    return communicator
+
+
+async def test_the_list_hears_of_each_new_or_changed_trace():
+    ws = await connect("/ws/traces/")
+    try:
+        (saved,) = await send(event(content={"messages": [{"role": "user", "content": "hi"}]}))
+        update = await ws.receive_json_from(timeout=2)
+        assert update["type"] == "trace.update" and update["seq"] == saved["id"]
+        assert update["trace"]["traceId"] == "t1" and update["trace"]["eventCount"] == 1
+    finally:
+        await ws.disconnect()
+
+
+async def test_a_trace_page_hears_its_own_events_only_with_increasing_seq():
+    await send(event("a"), event("b"))
+    ws = await connect("/ws/traces/a")
+    try:
+        first, second = await send(event("a", "llm_thinking", content={"type": "thinking", "thinking": "hm"}),
+                                   event("a", "error", content={"message": "boom"}))
+        await send(event("b", "error"))
+        received = [await ws.receive_json_from(timeout=2) for _ in range(3)]
+        assert [(m["type"], m["seq"]) for m in received] == [
+            ("event.new", first["id"]), ("event.new", second["id"]), ("trace.update", second["id"])]
+        assert received[1]["event"]["content"] == {"message": "boom"}
+        assert received[2]["trace"]["errorCount"] == 1
+        assert await ws.receive_nothing(timeout=0.3)  # trace b's event went elsewhere
+    finally:
+        await ws.disconnect()
+
+
+async def test_a_refused_request_announces_nothing():
+    ws = await connect("/ws/traces/")
+    try:
+        status, _ = await ingest(json.dumps([event(), event("t1", "tool_call_request")]).encode(), {})
+        assert status == 400
+        assert await ws.receive_nothing(timeout=0.3)
+    finally:
+        await ws.disconnect()
+
+
+async def test_nothing_is_announced_when_the_commit_fails(monkeypatch):
+    def failing_commit(jobs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("whyops_local.writer.record_jobs", failing_commit)
+    ws = await connect("/ws/traces/")
+    try:
+        with pytest.raises(RuntimeError):
+            await send(event())
+        assert await ws.receive_nothing(timeout=0.3)
+    finally:
+        await ws.disconnect()
+
+
+@pytest.mark.parametrize("origin", [b"http://evil.example", b"null", None])
+async def test_other_origins_may_not_listen(origin):
+    headers = [(b"host", b"127.0.0.1:8000")] + ([(b"origin", origin)] if origin else [])
+    communicator = WebsocketCommunicator(application, "/ws/traces/", headers=headers)
+    connected, _ = await communicator.connect()
+    assert not connected
+    await communicator.disconnect()
+
+
+async def test_an_unknown_trace_closes_the_socket():
+    communicator = WebsocketCommunicator(application, "/ws/traces/nope", headers=ORIGIN)
+    connected, code = await communicator.connect()
+    assert not connected and code == 4404
+
+
+async def test_catching_up_after_a_missed_stretch(client):
+    """What a reconnecting page does: ask for what came after the last seq it saw."""
+    (seen,) = await send(event("t"))
+    missed = await send(event("t"), event("t"))
+    detail = await asyncio.to_thread(lambda: client.get("/api/traces/t", {"after": seen["id"]}).json())
+    assert [e["id"] for e in detail["events"]] == [m["id"] for m in missed]
+    listed = await asyncio.to_thread(lambda: client.get("/api/traces", {"changed_after": seen["id"]}).json())
+    assert [(t["traceId"], t["lastSeq"]) for t in listed["traces"]] == [("t", missed[-1]["id"])]
+    assert (await asyncio.to_thread(lambda: client.get("/api/traces", {"changed_after": missed[-1]["id"]}).json()))[
+        "traces"] == []
