@@ -196,6 +196,7 @@ def timeline(events: list[dict[str, Any]], spans: list[dict[str, Any]], graph: d
     its request and lasts its latency (or until its response).
     """
     node_of_step = {step: node["id"] for node in graph["nodes"] for step in node["stepIds"]}
+    label_of = {node["id"]: node["label"] for node in graph["nodes"]}
     bars = []
     for event in events:
         if event["eventType"] not in ("llm_response", "embedding_response"):
@@ -205,8 +206,9 @@ def timeline(events: list[dict[str, Any]], spans: list[dict[str, Any]], graph: d
         if end is None:
             continue
         duration = float(latency) if isinstance(latency, (int, float)) else 0.0
-        bars.append({"node": node_of_step.get(event["stepId"]), "kind": KINDS[event["eventType"]],
-                     "label": label(event), "start": end.timestamp() * 1000 - duration, "durationMs": duration,
+        node = node_of_step.get(event["stepId"])
+        bars.append({"node": node, "kind": KINDS[event["eventType"]],
+                     "label": label_of[node] if node in label_of else label(event), "start": end.timestamp() * 1000 - duration, "durationMs": duration,
                      "known": latency is not None})
     for span in spans:
         first = span["requestStepId"] if span["requestStepId"] is not None else span["responseStepId"]
@@ -222,6 +224,8 @@ def timeline(events: list[dict[str, Any]], spans: list[dict[str, Any]], graph: d
     origin = min(bar["start"] for bar in bars)
     for bar in bars:
         bar["start"] = round(bar["start"] - origin, 3)
-    bars.sort(key=lambda bar: bar["start"])
+    # Rows in step order, like the graph beside them; the bars' positions carry the time.
+    order = {node["id"]: index for index, node in enumerate(graph["nodes"])}
+    bars.sort(key=lambda bar: (order.get(bar["node"], len(order)), bar["start"]))
     total = max(bar["start"] + bar["durationMs"] for bar in bars)
     return {"bars": bars, "totalMs": round(total, 3)}
