@@ -175,3 +175,56 @@ def test_hostile_content_renders_as_text_and_nothing_executes(server, browser):
     assert browser.find_elements(By.CSS_SELECTOR, "a[href^='javascript:' i], [src^='javascript:' i]") == []
     assert_nothing_ran()
     assert js_errors(browser) == []
+
+
+def test_long_runs_collapse_by_turn_and_expand_on_click(server, browser):
+    from selenium.webdriver.common.by import By
+
+    events = []
+    for turn in range(5):
+        events.append({"eventType": "user_message", "traceId": "long-run", "agentName": "looper",
+                       "content": {"messages": [{"role": "user", "content": f"question {turn}"}]}})
+        for i in range(24):
+            events.append({"eventType": "llm_response", "traceId": "long-run", "agentName": "looper",
+                           "content": {"content": f"answer {turn}.{i}"},
+                           "metadata": {"model": "gpt-4o-mini", "provider": "openai", "latencyMs": 10}})
+    assert httpx.post(f"{server.api}/events/ingest", json=events).status_code == 201
+
+    browser.get(f"{server.url}/traces/long-run?step=60")  # step 60 is in the third turn (51..75)
+    wait_ready(browser)
+    shown = [n.get_attribute("data-node") for n in browser.find_elements(By.CSS_SELECTOR, "#graph g.node[data-kind]:not(.turn)")]
+    assert shown == [str(step) for step in range(51, 76)]
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#graph g.node.turn")) == 4
+    assert "selected" in browser.find_element(By.ID, "step-60").get_attribute("class")
+
+    browser.find_element(By.ID, "turn-toggle-0").click()
+    assert browser.find_elements(By.ID, "step-1") and browser.find_elements(By.ID, "step-25")
+    # j past the end of an open turn opens the next one.
+    browser.find_element(By.ID, "step-75").click()
+    wait_for(browser, lambda d: "step=75" in d.current_url)
+    browser.find_element(By.TAG_NAME, "body").send_keys("j")
+    wait_for(browser, lambda d: d.find_elements(By.ID, "step-76"))
+    assert "selected" in browser.find_element(By.ID, "step-76").get_attribute("class")
+    wait_for(browser, lambda d: "question 3" in d.find_element(By.ID, "step-panel").text)
+    browser.find_element(By.ID, "collapse-all").click()
+    assert browser.find_elements(By.CSS_SELECTOR, "#graph g.node[data-kind]:not(.turn)") == []
+    browser.find_element(By.ID, "expand-all").click()
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#graph g.node[data-kind]:not(.turn)")) == 125
+    assert js_errors(browser) == []
+
+
+def test_dark_theme_and_laptop_width(server, support_trace_id, browser):
+    browser.set_window_size(1280, 800)
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    try:
+        browser.get(f"{server.url}/traces/{support_trace_id}?step=2")
+        wait_ready(browser)
+        background = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(15, 20, 25)"
+        # Nothing overflows sideways at a laptop width.
+        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+        ARTIFACTS.mkdir(exist_ok=True)
+        assert browser.save_screenshot(str(ARTIFACTS / "trace-page-dark-1280.png"))
+    finally:
+        browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+        browser.set_window_size(1400, 1000)

@@ -194,3 +194,36 @@ def test_the_user_page_sums_that_users_traces(client):
 def test_static_files_are_served_with_debug_off(client):
     for path in ("/static/css/base.css", "/static/js/pages/trace.js", "/static/js/components/graph.js"):
         assert client.get(path).status_code == 200, path
+
+
+def test_a_proxied_call_shows_its_raw_exchange(client):
+    from whyops_local.models import Event, Exchange
+    from whyops_local.store import record_events
+    from whyops_local.validation import EventIn
+
+    exchange = Exchange.objects.create(
+        provider="openai", method="POST", path="/v1/chat/completions", status=200, started_at=timezone.now(),
+        request_headers={"content-type": "application/json"}, request_body='{"model": "gpt-4o-mini", "messages": []}',
+        response_body='{"id": "chatcmpl-1", "choices": [{"message": {"content": "<b>hi</b>"}}]}', ttfb_ms=120, total_ms=450)
+    record_events([EventIn.model_validate({
+        "eventType": "llm_response", "traceId": "proxied", "agentName": "default", "content": {"content": "<b>hi</b>"},
+        "metadata": {"model": "gpt-4o-mini", "provider": "openai", "latencyMs": 450}})],
+        source=Event.SOURCE_PROXY, exchange=exchange)
+    html = client.get("/traces/proxied?step=1&partial=panel").content.decode()
+    assert "Raw exchange · POST /v1/chat/completions → 200" in html
+    assert "first byte 120 ms" in html and "&quot;chatcmpl-1&quot;" in html and "<b>hi</b>" not in html
+
+
+def test_embedding_and_error_steps_have_their_own_panels(client):
+    send("emb", "embedding_request", {"input": ["first text", "second text"]})
+    send("emb", "embedding_response", {"object": "list", "embeddingCount": 2, "firstEmbeddingDimensions": 1536},
+         {"model": "text-embedding-3-small", "provider": "openai", "usage": {"totalTokens": 8}, "latencyMs": 40})
+    send("emb", "error", {"message": "rate limited", "status": 429, "stack": "Traceback ..."})
+    request = client.get("/traces/emb?step=1&partial=panel").content.decode()
+    assert "Inputs (2)" in request and "second text" in request
+    response = client.get("/traces/emb?step=2&partial=panel").content.decode()
+    assert "text-embedding-3-small" in response and "&quot;embeddingCount&quot;: 2" in response and "40 ms" in response
+    error = client.get("/traces/emb?step=3&partial=panel").content.decode()
+    assert "status 429" in error and "rate limited" in error and "Traceback ..." in error
+    graph = graph_of(client.get("/traces/emb"))
+    assert [n["kind"] for n in graph["nodes"]] == ["embedding", "embedding", "error"]
