@@ -227,3 +227,10 @@ def test_embedding_and_error_steps_have_their_own_panels(client):
     assert "status 429" in error and "rate limited" in error and "Traceback ..." in error
     graph = graph_of(client.get("/traces/emb"))
     assert [n["kind"] for n in graph["nodes"]] == ["embedding", "embedding", "error"]
+
+
+def test_the_graph_json_is_served_for_live_redraws(client):
+    support_trace()
+    data = client.get("/traces/session-123?partial=graph").json()
+    assert [n["id"] for n in data["nodes"]] == ["1", "2", "3", "4", "6"]
+    assert data["summary"]["eventCount"] == 6 and len(data["timeline"]["bars"]) == 3

@@ -8,7 +8,7 @@ through Django's autoescaping.
 
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 
 from .. import content as display
@@ -83,6 +83,15 @@ def panel_context(trace: Trace, node_id: str | None) -> dict[str, Any]:
     }
 
 
+def graph_data(trace: Trace) -> dict[str, Any]:
+    events = list(trace.events.order_by("step_id", "pk"))
+    for event in events:
+        event.trace = trace  # to_dict reads trace.trace_id; spare a query per event
+    dicts = [event.to_dict() for event in events]
+    graph = build_graph(dicts)
+    return {**graph, "timeline": timeline(dicts, tool_spans(dicts), graph)}
+
+
 def trace_page(request: HttpRequest, trace_id: str) -> HttpResponse:
     trace = get_object_or_404(Trace.objects.select_related("agent", "agent_version"), trace_id=trace_id)
     selected = request.GET.get("step") or None
@@ -91,11 +100,10 @@ def trace_page(request: HttpRequest, trace_id: str) -> HttpResponse:
         if not context["found"]:
             raise Http404("No such step")
         return render(request, "traces/_step_panel.html", {"panel": context})
-    events = list(trace.events.order_by("step_id", "pk"))
-    for event in events:
-        event.trace = trace  # to_dict reads trace.trace_id; spare a query per event
-    dicts = [event.to_dict() for event in events]
-    graph = build_graph(dicts)
+    graph = graph_data(trace)
+    if request.GET.get("partial") == "graph":
+        # What a live page re-fetches to redraw its graph and timeline after new events (issue 5).
+        return JsonResponse({**graph, "summary": trace.summary_dict()})
     if selected is None and graph["nodes"]:
         selected = graph["nodes"][0]["id"]
     models = by_model(trace.events.all())
@@ -104,7 +112,7 @@ def trace_page(request: HttpRequest, trace_id: str) -> HttpResponse:
         "summary": trace.summary_dict(),
         "models": models,
         "split": split_totals(models),
-        "graph": {**graph, "timeline": timeline(dicts, tool_spans(dicts), graph), "selected": selected},
+        "graph": {**graph, "selected": selected},
         "selected": selected,
         "panel": panel_context(trace, selected),
     })

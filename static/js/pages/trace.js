@@ -7,10 +7,10 @@ import { isTyping } from "../components/keys.js";
 // Runs with more steps than this start with every turn collapsed except the selected one.
 const COLLAPSE_OVER = 80;
 
-const data = JSON.parse(document.getElementById("trace-graph").textContent);
+let data = JSON.parse(document.getElementById("trace-graph").textContent);
 const graphEl = document.getElementById("graph");
 const panel = document.getElementById("step-panel");
-const nodeById = new Map(data.nodes.map((n) => [n.id, n]));
+let nodeById = new Map(data.nodes.map((n) => [n.id, n]));
 export const state = { selected: data.selected, collapsed: new Set(), request: 0 };
 
 if (data.nodes.length > COLLAPSE_OVER && data.turns.length > 1) {
@@ -22,6 +22,22 @@ export function draw() {
   renderGraph(graphEl, data, { collapsed: state.collapsed, selected: state.selected, onSelect: select, onToggle: toggle });
   const el = document.getElementById(`step-${state.selected}`);
   if (el) el.scrollIntoView({ block: "nearest" });
+}
+
+// Re-fetch graph and timeline from the server and redraw, keeping selection and collapsed turns.
+// The live updates (issue 5) call this when new events arrive on the trace.
+export async function refresh() {
+  const url = new URL(location.href);
+  url.searchParams.set("partial", "graph");
+  const response = await fetch(url, { headers: { Accept: "application/json" } });
+  if (!response.ok) return;
+  const fresh = await response.json();
+  data = { ...fresh, selected: state.selected };
+  nodeById = new Map(data.nodes.map((n) => [n.id, n]));
+  draw();
+  renderTimeline(document.getElementById("timeline"), data.timeline, select);
+  markTimeline();
+  return fresh.summary;
 }
 
 function toggle(turn) {
