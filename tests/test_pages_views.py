@@ -234,3 +234,10 @@ def test_the_graph_json_is_served_for_live_redraws(client):
     data = client.get("/traces/session-123?partial=graph").json()
     assert [n["id"] for n in data["nodes"]] == ["1", "2", "3", "4", "6"]
     assert data["summary"]["eventCount"] == 6 and len(data["timeline"]["bars"]) == 3
+
+
+def test_pages_forbid_inline_and_foreign_scripts(client):
+    support_trace()
+    for url in ("/", "/traces/session-123", "/agents/", "/agents/customer-support-agent/", "/users/user_12345/"):
+        policy = client.get(url).headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "object-src 'none'" in policy, url

@@ -12,9 +12,10 @@ from ..api import filtered_traces
 from ..content import parse_json_string
 from ..models import Agent, AgentVersion, Event
 from ..store import PRICED_EVENTS
-from .common import usage_totals, with_cost
+from .common import page, usage_totals, with_cost
 
 
+@page
 def agent_list(request: HttpRequest) -> HttpResponse:
     agents = (
         Agent.objects.order_by("name")
@@ -66,6 +67,7 @@ def _version_seq(value: str, default: int | None) -> int | None:
         return default
 
 
+@page
 def agent_page(request: HttpRequest, name: str) -> HttpResponse:
     agent = get_object_or_404(Agent, name=name)
     versions = list(agent.versions.order_by("-seq"))

@@ -6,6 +6,7 @@ from django.shortcuts import render
 from ..api import _decode_cursor, _encode_cursor, filtered_traces
 from ..models import Agent, Event, Trace
 from ..validation import Invalid
+from .common import page
 
 PAGE_SIZE = 50
 
@@ -14,6 +15,7 @@ def _has_error(value: str) -> bool | None:
     return {"yes": True, "no": False}.get(value)
 
 
+@page
 def trace_list(request: HttpRequest) -> HttpResponse:
     filters = {key: request.GET.get(key, "").strip() for key in ("agent", "user", "model", "q", "has_error")}
     cursor = request.GET.get("cursor", "")

@@ -15,7 +15,7 @@ from .. import content as display
 from ..graph import build_graph, timeline
 from ..models import Event, Trace
 from ..spans import tool_spans
-from .common import by_model, split_totals
+from .common import by_model, page, split_totals
 
 TOOL_EVENTS = ("tool_call", "tool_call_request", "tool_call_response")
 
@@ -92,6 +92,7 @@ def graph_data(trace: Trace) -> dict[str, Any]:
     return {**graph, "timeline": timeline(dicts, tool_spans(dicts), graph)}
 
 
+@page
 def trace_page(request: HttpRequest, trace_id: str) -> HttpResponse:
     trace = get_object_or_404(Trace.objects.select_related("agent", "agent_version"), trace_id=trace_id)
     selected = request.GET.get("step") or None

@@ -6,11 +6,12 @@ from django.shortcuts import render
 
 from ..api import filtered_traces
 from ..models import Event, Trace
-from .common import by_model, split_totals
+from .common import by_model, page, split_totals
 
 PAGE_SIZE = 100
 
 
+@page
 def user_page(request: HttpRequest, user_id: str) -> HttpResponse:
     traces = Trace.objects.filter(external_user_id=user_id)
     totals = traces.aggregate(traces=Count("pk"), errors=Sum("error_count", default=0),
