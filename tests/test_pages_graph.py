@@ -47,6 +47,9 @@ def test_turns_start_at_each_user_message():
     assert [(t["index"], t["size"], t["errors"], t["label"]) for t in graph["turns"]] == [
         (0, 5, 0, "Where is order 123?"), (1, 2, 1, "Thanks")]
     assert graph["nodes"][-1]["turn"] == 1
+    assert [t["number"] for t in graph["turns"]] == [1, 2]
+    early = build_graph([ev(1, "error", {}, parent=None)] + events)
+    assert [t["number"] for t in early["turns"]] == [0, 1, 2]
 
 
 def test_siblings_take_new_lanes_and_unknown_parents_make_roots():

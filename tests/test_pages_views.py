@@ -241,3 +241,14 @@ def test_pages_forbid_inline_and_foreign_scripts(client):
     for url in ("/", "/traces/session-123", "/agents/", "/agents/customer-support-agent/", "/users/user_12345/"):
         policy = client.get(url).headers["Content-Security-Policy"]
         assert "script-src 'self'" in policy and "object-src 'none'" in policy, url
+
+
+def test_a_legacy_tool_call_event_and_an_open_span_still_render(client):
+    send("legacy", "tool_call", {"name": "lookup", "arguments": {"id": 1}}, spanId="old")
+    send("legacy", "tool_call_request", {"toolCalls": [{"name": "slow", "arguments": {}}]}, {"tool": "slow"}, spanId="new")
+    legacy = client.get("/traces/legacy?step=1&partial=panel")
+    assert legacy.status_code == 200 and "&quot;lookup&quot;" in legacy.content.decode()
+    open_span = client.get("/traces/legacy?step=2&partial=panel").content.decode()
+    assert "no response yet" in open_span
+    nodes = graph_of(client.get("/traces/legacy"))["nodes"]
+    assert [(n["kind"], n["open"]) for n in nodes] == [("tool", False), ("tool", True)]

@@ -132,7 +132,10 @@ def build_graph(events: list[dict[str, Any]]) -> dict[str, Any]:
                 node["open"] = False
             continue
         if kind == "user" or not turns:
-            turns.append({"index": len(turns), "label": label(event) if kind == "user" else "before the first message",
+            # Turns are numbered from 1 by user message; steps before the first message are turn 0.
+            number = (turns[-1]["number"] + 1) if turns else int(kind == "user")
+            turns.append({"index": len(turns), "number": number,
+                          "label": label(event) if kind == "user" else "before the first message",
                           "first": None, "size": 0, "errors": 0})
         node_id = str(step) if str(step) not in by_id else f"{step}-{event['id']}"
         metadata = event.get("metadata") or {}

@@ -71,8 +71,11 @@ def panel_context(trace: Trace, node_id: str | None) -> dict[str, Any]:
         event.trace = trace
     span = None
     if events and events[0].event_type in TOOL_EVENTS:
-        span = tool_spans([event.to_dict() for event in events])[0]
-        span["calls"] = [display.tool_call(call) for call in span["arguments"] or []]
+        # A legacy "tool_call" event makes no span; it is shown like any other event.
+        spans = tool_spans([event.to_dict() for event in events])
+        span = spans[0] if spans else None
+        if span:
+            span["calls"] = [display.tool_call(call) for call in span["arguments"] or []]
     return {
         "trace": trace,
         "node_id": node_id,

@@ -100,7 +100,7 @@ export function renderGraph(container, data, { collapsed, selected, onSelect, on
       // The whole header row is the click target, not just its text.
       g.append(svg("rect", { class: "hit", x: -GUTTER + 4, y: 0, width: width - 8, height: HEADER - 2, fill: "transparent" }));
       g.append(svg("line", { class: "turn-sep", x1: -GUTTER + 4, x2: width - GUTTER - 4, y1: 1, y2: 1 }));
-      g.append(svg("text", { x: 0, y: 17 }, `${row.collapsed ? "▸" : "▾"} Turn ${t.index + (data.turns[0].label === "before the first message" ? 0 : 1)} · ${t.size} step${t.size === 1 ? "" : "s"}${t.errors ? ` · ${t.errors} error${t.errors === 1 ? "" : "s"}` : ""} · ${clip(t.label, 40)}`));
+      g.append(svg("text", { x: 0, y: 17 }, `${row.collapsed ? "▸" : "▾"} Turn ${t.number} · ${t.size} step${t.size === 1 ? "" : "s"}${t.errors ? ` · ${t.errors} error${t.errors === 1 ? "" : "s"}` : ""} · ${clip(t.label, 40)}`));
       g.addEventListener("click", () => onToggle(t.index));
       g.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); onToggle(t.index); } });
       root.append(g);
