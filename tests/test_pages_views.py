@@ -252,3 +252,29 @@ def test_a_legacy_tool_call_event_and_an_open_span_still_render(client):
     assert "no response yet" in open_span
     nodes = graph_of(client.get("/traces/legacy"))["nodes"]
     assert [(n["kind"], n["open"]) for n in nodes] == [("tool", False), ("tool", True)]
+
+
+ODD_CONTENT = [
+    None, "plain string", 42, [1, "two", None], {"messages": "not a list"}, {"messages": [None, 5, {"role": None}]},
+    {"content": [{"type": "text", "text": "hi"}, {"type": "thinking", "thinking": "t", "signature": "s"},
+                 {"type": "redacted_thinking", "data": "xx"}, {"type": "tool_use", "id": "1", "name": "f", "input": {}}]},
+    {"toolCalls": "not a list", "toolResults": None}, {"toolCalls": [None, 3, {"function": "x"}]},
+    {"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "https://x/y.png"}},
+                                               {"type": "image_url", "image_url": "data:image/gif;base64,R0lGOD=="},
+                                               {"type": "tool_result", "tool_use_id": "1", "content": [{"type": "text", "text": "r"}]}]}]},
+    {"type": "redacted_thinking", "data": "abc"}, {"input": "one string"}, {"message": None, "status": "x"},
+]
+
+
+@pytest.mark.parametrize("content", ODD_CONTENT)
+def test_odd_content_of_every_event_type_renders(client, content):
+    from whyops_local.validation import EVENT_TYPES, REQUIRED_METADATA
+
+    for event_type in EVENT_TYPES:
+        metadata = {key: "x" for key in REQUIRED_METADATA.get(event_type, ())}
+        send("odd", event_type, content, metadata or None, spanId=f"span-{event_type}")
+    response = client.get("/traces/odd")
+    assert response.status_code == 200
+    for node in graph_of(response)["nodes"]:
+        panel = client.get(f"/traces/odd?step={node['id']}&partial=panel")
+        assert panel.status_code == 200, (node, content)
