@@ -278,3 +278,22 @@ def test_odd_content_of_every_event_type_renders(client, content):
     for node in graph_of(response)["nodes"]:
         panel = client.get(f"/traces/odd?step={node['id']}&partial=panel")
         assert panel.status_code == 200, (node, content)
+
+
+def test_ids_with_slashes_and_odd_characters_have_working_links(client):
+    from django.urls import reverse
+
+    for trace_id in ("https://example.com//session/1", "a b?c#d%20e", "ünïcode/✓"):
+        send(trace_id, "user_message", {"messages": []}, externalUserId=trace_id)
+        url = reverse("trace", args=[trace_id])
+        assert client.get(url).context["trace"].trace_id == trace_id
+        assert client.get(reverse("user", args=[trace_id])).context["user_id"] == trace_id
+        assert f'href="{url}"' in client.get("/").content.decode()
+
+
+def test_events_of_an_agent_without_a_version_are_counted_apart(client):
+    send("nover", "llm_response", {"content": "x"}, {"model": "gpt-4o-mini", "provider": "openai",
+                                                     "usage": {"promptTokens": 10, "completionTokens": 2}}, agent="bare")
+    response = client.get("/agents/bare/")
+    assert response.status_code == 200
+    assert response.context["unversioned"]["traces"] == 1 and "no version" in response.content.decode()

@@ -101,7 +101,7 @@ def agent_page(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "agents/detail.html", {
         "agent": agent,
         "rows": rows,
-        "unversioned": stats.get(None),
+        "unversioned": with_cost(stats[None]) if None in stats else None,
         "totals": usage_totals(Event.objects.filter(agent=agent)),
         "diff": diff_lines(old, new) if old and new and old != new else None,
         "diff_old": old,
