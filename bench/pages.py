@@ -11,6 +11,7 @@ interactive < 3 s.
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -151,8 +152,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--traces", type=int, default=100_000)
+    parser.add_argument("--keep", action="store_true", help="keep the data dir (printed) for a look afterwards")
     args = parser.parse_args()
+    try:
+        run(args)
+    finally:
+        if not args.keep:
+            shutil.rmtree(DATA_DIR, ignore_errors=True)
 
+
+def run(args: argparse.Namespace) -> None:
     call_command("migrate", interactive=False, verbosity=0)
     register_agent(AGENT, {"systemPrompt": "You are a support agent.", "tools": []})
     print(f"data dir {DATA_DIR}")
