@@ -99,6 +99,7 @@ def test_step_in_the_url_selects_the_panel_and_the_fragment_serves_it(client):
     support_trace()
     html = client.get("/traces/session-123?step=4").content.decode()
     assert "Tool span" in html and "&quot;orderId&quot;: &quot;123&quot;" in html and "&quot;status&quot;: &quot;shipped&quot;" in html
+    assert graph_of(client.get("/traces/session-123?step=5"))["selected"] == "4"  # the span's response step
     fragment = client.get("/traces/session-123?step=5&partial=panel").content.decode()
     assert fragment.lstrip().startswith("<article") and "Tool span" in fragment and "<html" not in fragment
     assert client.get("/traces/session-123?step=99&partial=panel").status_code == 404

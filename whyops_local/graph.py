@@ -192,6 +192,16 @@ def build_graph(events: list[dict[str, Any]]) -> dict[str, Any]:
     return {"nodes": nodes, "edges": [list(edge) for edge in edges], "turns": turns}
 
 
+def node_id_for(graph: dict[str, Any], step: str) -> str:
+    """The node showing ``step`` (a node id, or any step id of a tool span); ``step`` itself if none."""
+    if any(node["id"] == step for node in graph["nodes"]):
+        return step
+    for node in graph["nodes"]:
+        if any(str(s) == step for s in node["stepIds"]):
+            return node["id"]
+    return step
+
+
 def timeline(events: list[dict[str, Any]], spans: list[dict[str, Any]], graph: dict[str, Any]) -> dict[str, Any]:
     """Bars for LLM calls, embeddings and tool spans on one time axis (ms from the first bar's start).
 

@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 
 from .. import content as display
-from ..graph import build_graph, timeline
+from ..graph import build_graph, node_id_for, timeline
 from ..models import Event, Trace
 from ..spans import tool_spans
 from .common import by_model, page, split_totals
@@ -110,6 +110,8 @@ def trace_page(request: HttpRequest, trace_id: str) -> HttpResponse:
         return JsonResponse({**graph, "summary": trace.summary_dict()})
     if selected is None and graph["nodes"]:
         selected = graph["nodes"][0]["id"]
+    elif selected is not None:
+        selected = node_id_for(graph, selected)  # ?step=5 of span 4..5 selects node 4
     models = by_model(trace.events.all())
     return render(request, "traces/detail.html", {
         "trace": trace,
