@@ -19,6 +19,17 @@ export function renderTimeline(container, timeline, onSelect) {
   const slow = Math.max(500, durations[Math.floor(durations.length * 0.9)] || 0);
   const span = totalMs || 1;
   const fragment = document.createDocumentFragment();
+  // The shared axis: ticks at quarters of the trace's span.
+  const axis = el("div", "tl-row tl-axis");
+  axis.append(el("span", "tl-label muted", `${bars.length} calls and spans`));
+  const ticks = el("span", "tl-track tl-ticks");
+  for (const q of [0, 0.25, 0.5, 0.75, 1]) {
+    const tick = el("span", "tl-tick", q === 0 ? "0" : ms(span * q));
+    tick.style.left = `${q * 100}%`;
+    ticks.append(tick);
+  }
+  axis.append(ticks, el("span", "tl-ms muted", "latency"));
+  fragment.append(axis);
   bars.forEach((bar, i) => {
     const row = el("div", `tl-row${bar.durationMs >= slow ? " slow" : ""}`);
     row.id = `tl-${i}`;
