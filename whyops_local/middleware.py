@@ -18,5 +18,8 @@ class CollapseSlashesMiddleware:
 
     def __call__(self, request):
         if "//" in request.path_info:
-            request.path_info = _SLASHES.sub("/", request.path_info)
+            collapsed = _SLASHES.sub("/", request.path_info)
+            # Only the SDK-facing routes: page URLs carry trace and user ids, which may hold "//".
+            if collapsed.startswith(("/api/", "/proxy/")):
+                request.path_info = collapsed
         return self.get_response(request)

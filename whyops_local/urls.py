@@ -3,6 +3,10 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from .api import agent_init, api
+from .views.agents import agent_list, agent_page
+from .views.trace_list import trace_list
+from .views.trace_page import trace_page
+from .views.users import user_page
 
 proxy_agent_init = csrf_exempt(require_POST(agent_init))
 
@@ -11,4 +15,10 @@ urlpatterns = [
     # The SDK's fallback for agent registration, on the proxy base URL (protocol section 3).
     path("proxy/v1/agents/init", proxy_agent_init),
     path("proxy/agents/init", proxy_agent_init),
+    # Pages. Trace ids and user ids may hold "/", so they take the rest of the path.
+    path("", trace_list, name="trace_list"),
+    path("traces/<path:trace_id>", trace_page, name="trace"),
+    path("agents/", agent_list, name="agent_list"),
+    path("agents/<path:name>/", agent_page, name="agent"),
+    path("users/<path:user_id>/", user_page, name="user"),
 ]

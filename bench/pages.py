@@ -1,0 +1,214 @@
+"""How fast the pages are on this machine: a 5,000-event trace and a list of 100,000 traces.
+
+    /work/venv/bin/python bench/pages.py [--events 5000] [--traces 100000]
+
+Builds the data in a throwaway data dir through the real storage path (the 5,000-event trace) or
+bulk inserts (the 100,000 traces), starts the real server (manage.py runserver, daphne), then
+measures the HTML served time (httpx, median of 5) and the time to interactive in headless
+Chromium (navigation start -> the page's "whyops-ready" mark, median of 3). Targets: HTML < 1 s,
+interactive < 3 s.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATA_DIR = Path(tempfile.mkdtemp(prefix="whyops-bench-pages-"))
+os.environ["WHYOPS_DATA_DIR"] = str(DATA_DIR)
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whyops_local.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+
+from whyops_local.models import Agent, Event, Trace  # noqa: E402
+from whyops_local.store import record_events, register_agent  # noqa: E402
+from whyops_local.validation import EventIn  # noqa: E402
+
+AGENT = "bench-agent"
+LOREM = ("The customer asked about their order and the assistant checked the order system, "
+         "the shipping provider and the refund policy before answering. ")
+
+
+def agent_run(trace_id: str, total: int, turns: int) -> list[dict]:
+    """A long agent run: per turn a user message, then loops of thinking, tool call, tool span, answer."""
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    events: list[dict] = []
+    per_turn = max(total // turns, 6)
+    clock = 0.0
+
+    def add(kind: str, content, metadata=None, **extra):
+        nonlocal clock
+        clock += 0.05
+        event = {"eventType": kind, "traceId": trace_id, "agentName": AGENT, "content": content,
+                 "timestamp": (start + timedelta(seconds=clock)).isoformat(), **extra}
+        if metadata:
+            event["metadata"] = metadata
+        events.append(event)
+
+    turn = 0
+    while len(events) < total:
+        turn += 1
+        add("user_message", {"messages": [{"role": "system", "content": "You are a support agent."},
+                                          {"role": "user", "content": f"Turn {turn}: " + LOREM * 3}]},
+            externalUserId="bench-user")
+        in_turn = 1
+        while in_turn < per_turn and len(events) < total:
+            n = len(events)
+            add("llm_thinking", {"type": "thinking", "thinking": LOREM * 2, "signature": "sig" * 20})
+            add("llm_response", {"toolCalls": [{"id": f"c{n}", "function": {"name": "search_orders",
+                                                                              "arguments": '{"orderId": "123"}'}}]},
+                {"model": "gpt-4o-mini", "provider": "openai", "latencyMs": 420,
+                 "usage": {"promptTokens": 1200, "completionTokens": 40, "totalTokens": 1240, "cacheReadTokens": 1024}})
+            add("tool_call_request", {"toolCalls": [{"name": "search_orders", "arguments": {"orderId": "123"}}]},
+                {"tool": "search_orders"}, spanId=f"span-{n}")
+            add("tool_call_response", {"toolResults": {"status": "shipped", "detail": LOREM}},
+                {"tool": "search_orders", "latencyMs": 80 + n % 300}, spanId=f"span-{n}")
+            add("llm_response", {"content": LOREM, "finishReason": "stop"},
+                {"model": "gpt-4o-mini", "provider": "openai", "latencyMs": 610,
+                 "usage": {"promptTokens": 1500, "completionTokens": 90, "totalTokens": 1590}})
+            in_turn += 5
+    return events[:total]
+
+
+def build_trace(trace_id: str, total: int, turns: int) -> float:
+    started = time.perf_counter()
+    events = agent_run(trace_id, total, turns)
+    for i in range(0, len(events), 500):
+        record_events([EventIn.model_validate(e) for e in events[i:i + 500]])
+    return time.perf_counter() - started
+
+
+def build_many_traces(count: int) -> float:
+    """``count`` small traces by bulk insert (one event each), for the list page."""
+    started = time.perf_counter()
+    agents = [Agent.objects.get_or_create(name=f"list-agent-{i}")[0] for i in range(5)]
+    now = datetime(2026, 2, 1, tzinfo=timezone.utc)
+    batch = 5000
+    for offset in range(0, count, batch):
+        traces = [Trace(trace_id=f"list-{i:06}", agent=agents[i % 5], external_user_id=f"user-{i % 1000}",
+                        started_at=now - timedelta(seconds=i), last_event_at=now - timedelta(seconds=i),
+                        event_count=1, llm_calls=1, error_count=int(i % 50 == 0), total_tokens=100)
+                  for i in range(offset, min(offset + batch, count))]
+        Trace.objects.bulk_create(traces)
+        Event.objects.bulk_create([
+            Event(trace=t, agent=t.agent, event_type="llm_response", step_id=1, span_id=f"s{t.trace_id}",
+                  timestamp=t.last_event_at, content={"content": f"answer {t.trace_id}" + (" needle" if i % 997 == 0 else "")},
+                  metadata={"model": "gpt-4o-mini", "provider": "openai"},
+                  model="gpt-4o-mini" if i % 3 else "claude-sonnet-4-5", provider="openai")
+            for i, t in zip(range(offset, offset + batch), Trace.objects.filter(trace_id__in=[t.trace_id for t in traces]).order_by("trace_id"))
+        ])
+    return time.perf_counter() - started
+
+
+def served(url: str, runs: int = 5) -> tuple[float, int]:
+    import httpx
+
+    times, size = [], 0
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = httpx.get(url, timeout=60)
+        times.append(time.perf_counter() - started)
+        assert response.status_code == 200, (url, response.status_code)
+        size = len(response.content)
+    return statistics.median(times), size
+
+
+def interactive(driver, url: str, runs: int = 3) -> tuple[float, float]:
+    """Median time to the page's ready mark, and to a step panel loaded after a click (seconds)."""
+    from tests.browser import wait_ready
+
+    ready, click = [], []
+    for _ in range(runs):
+        driver.get("about:blank")
+        driver.get(url)
+        wait_ready(driver, timeout=60)
+        ready.append(driver.execute_script("return performance.getEntriesByName('whyops-ready')[0].startTime") / 1000)
+        click.append(driver.execute_async_script("""
+            const done = arguments[arguments.length - 1];
+            const nodes = document.querySelectorAll('#graph g.node[data-node]');
+            const node = nodes[Math.min(3, nodes.length - 1)];
+            const t0 = performance.now();
+            const panel = document.getElementById('step-panel');
+            new MutationObserver((_, obs) => {
+              if (panel.querySelector(`article[data-node="${node.dataset.node}"]`)) { obs.disconnect(); done((performance.now() - t0) / 1000); }
+            }).observe(panel, {childList: true, subtree: true});
+            node.dispatchEvent(new MouseEvent('click', {bubbles: true}));
+        """))
+    return statistics.median(ready), statistics.median(click)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--traces", type=int, default=100_000)
+    parser.add_argument("--keep", action="store_true", help="keep the data dir (printed) for a look afterwards")
+    args = parser.parse_args()
+    try:
+        run(args)
+    finally:
+        if not args.keep:
+            shutil.rmtree(DATA_DIR, ignore_errors=True)
+
+
+def run(args: argparse.Namespace) -> None:
+    call_command("migrate", interactive=False, verbosity=0)
+    register_agent(AGENT, {"systemPrompt": "You are a support agent.", "tools": []})
+    print(f"data dir {DATA_DIR}")
+    print(f"built {args.events}-event trace in 50 turns: {build_trace('bench-turns', args.events, 50):.1f} s")
+    print(f"built {args.events}-event trace in 1 turn:   {build_trace('bench-one-turn', args.events, 1):.1f} s")
+    if args.traces:
+        print(f"built {args.traces} list traces:            {build_many_traces(args.traces):.1f} s")
+    from django.db import connections
+
+    connections.close_all()
+
+    from tests.browser import CHROMIUM, chromium
+    from tests.servers import run_server
+
+    with run_server(DATA_DIR) as server:
+        print("\nHTML served (median of 5)                       time    size    target")
+        for label, path in (("trace page, 5,000 events, 50 turns", "/traces/bench-turns"),
+                            ("trace page, 5,000 events, 1 turn", "/traces/bench-one-turn"),
+                            ("step panel fragment", "/traces/bench-turns?step=4&partial=panel")):
+            seconds, size = served(server.url + path)
+            print(f"  {label:<44} {seconds * 1000:6.0f} ms {size / 1024:6.0f} KB  < 1000 ms {'ok' if seconds < 1 else 'SLOW'}")
+        if args.traces:
+            print(f"\nList page with {Trace.objects.count():,} traces (median of 5)")
+            import re
+
+            import httpx
+
+            html = httpx.get(server.url + "/").text
+            cursor = re.search(r'id="next-page" href="\?cursor=([^"]+)"', html).group(1)
+            for label, path in (("newest", "/"), ("next page (keyset)", f"/?cursor={cursor}"),
+                                ("agent filter", "/?agent=list-agent-3"), ("user filter", "/?user=user-7"),
+                                ("has error", "/?has_error=yes"), ("model filter", "/?model=claude-sonnet-4-5"),
+                                ("free text, frequent match", "/?q=needle"),
+                                ("free text, no match (full scan)", "/?q=no-such-words")):
+                seconds, _ = served(server.url + path)
+                print(f"  {label:<44} {seconds * 1000:6.0f} ms")
+        if CHROMIUM.exists():
+            print("\nHeadless Chromium (median of 3)              interactive   click->panel   target")
+            with chromium() as driver:
+                for label, path in (("trace page, 5,000 events, 50 turns", "/traces/bench-turns"),
+                                    ("trace page, 5,000 events, 1 turn", "/traces/bench-one-turn")):
+                    ready, click = interactive(driver, server.url + path)
+                    print(f"  {label:<44} {ready * 1000:6.0f} ms   {click * 1000:8.0f} ms   < 3000 ms "
+                          f"{'ok' if ready < 3 else 'SLOW'}")
+        else:
+            print("\n(no /usr/bin/chromium: browser figures skipped)")
+
+
+if __name__ == "__main__":
+    main()

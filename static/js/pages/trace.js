@@ -1,0 +1,111 @@
+// The trace page: draws graph and timeline from the json_script data, keeps the selected step in
+// ?step=, and swaps in the server-rendered (escaped) step panel on selection.
+import { renderGraph } from "../components/graph.js";
+import { renderTimeline } from "../components/timeline.js";
+import { isTyping } from "../components/keys.js";
+
+// Runs with more steps than this start with every turn collapsed except the selected one.
+const COLLAPSE_OVER = 80;
+
+let data = JSON.parse(document.getElementById("trace-graph").textContent);
+const graphEl = document.getElementById("graph");
+const panel = document.getElementById("step-panel");
+let nodeById = new Map(data.nodes.map((n) => [n.id, n]));
+export const state = { selected: data.selected, collapsed: new Set(), request: 0 };
+
+if (data.nodes.length > COLLAPSE_OVER && data.turns.length > 1) {
+  const keep = nodeById.get(state.selected)?.turn;
+  for (const turn of data.turns) if (turn.index !== keep) state.collapsed.add(turn.index);
+}
+
+export function draw() {
+  renderGraph(graphEl, data, { collapsed: state.collapsed, selected: state.selected, onSelect: select, onToggle: toggle });
+  const el = document.getElementById(`step-${state.selected}`);
+  if (el) el.scrollIntoView({ block: "nearest" });
+}
+
+// Re-fetch graph and timeline from the server and redraw, keeping selection and collapsed turns.
+// The live updates (issue 5) call this when new events arrive on the trace.
+export async function refresh() {
+  const url = new URL(location.href);
+  url.searchParams.set("partial", "graph");
+  const response = await fetch(url, { headers: { Accept: "application/json" } });
+  if (!response.ok) return;
+  const fresh = await response.json();
+  data = { ...fresh, selected: state.selected };
+  nodeById = new Map(data.nodes.map((n) => [n.id, n]));
+  draw();
+  renderTimeline(document.getElementById("timeline"), data.timeline, select);
+  markTimeline();
+  return fresh.summary;
+}
+
+function toggle(turn) {
+  if (state.collapsed.has(turn)) state.collapsed.delete(turn);
+  else state.collapsed.add(turn);
+  draw();
+}
+
+function markTimeline() {
+  for (const row of document.querySelectorAll(".tl-row.selected")) row.classList.remove("selected");
+  for (const row of document.querySelectorAll(".tl-row")) {
+    if (row.dataset.node === state.selected) row.classList.add("selected");
+  }
+}
+
+export async function select(id) {
+  const node = nodeById.get(id);
+  if (!node) return;
+  const previous = state.selected;
+  state.selected = id;
+  if (state.collapsed.has(node.turn)) {
+    state.collapsed.delete(node.turn);
+    draw();
+  } else {
+    document.getElementById(`step-${previous}`)?.classList.remove("selected");
+    const el = document.getElementById(`step-${id}`);
+    el?.classList.add("selected");
+    el?.scrollIntoView({ block: "nearest" });
+  }
+  markTimeline();
+  const url = new URL(location.href);
+  url.searchParams.set("step", id);
+  history.replaceState(null, "", url);
+  const ticket = ++state.request;
+  panel.classList.add("loading");
+  url.searchParams.set("partial", "panel");
+  try {
+    const response = await fetch(url, { headers: { Accept: "text/html" } });
+    const html = await response.text();
+    // Only the latest selection may fill the panel; the HTML is Django's, escaped server-side.
+    if (ticket !== state.request) return;
+    if (response.ok) panel.innerHTML = html;
+    else panel.replaceChildren(Object.assign(document.createElement("p"), { className: "muted", textContent: `Could not load step ${id}.` }));
+  } finally {
+    if (ticket === state.request) panel.classList.remove("loading");
+  }
+}
+
+function step(delta) {
+  const index = data.nodes.findIndex((n) => n.id === state.selected);
+  const next = data.nodes[Math.min(Math.max(index + delta, 0), data.nodes.length - 1)];
+  if (next && next.id !== state.selected) select(next.id);
+}
+
+document.addEventListener("keydown", (event) => {
+  if (isTyping(event)) return;
+  if (event.key === "j") step(1);
+  else if (event.key === "k") step(-1);
+});
+document.getElementById("expand-all").addEventListener("click", () => { state.collapsed.clear(); draw(); });
+document.getElementById("collapse-all").addEventListener("click", () => {
+  for (const turn of data.turns) state.collapsed.add(turn.index);
+  draw();
+});
+
+draw();
+renderTimeline(document.getElementById("timeline"), data.timeline, select);
+markTimeline();
+// For tests and bench/pages.py: the graph, timeline and handlers are in place.
+performance.mark("whyops-ready");
+document.body.dataset.ready = "1";

@@ -1,0 +1,244 @@
+"""A trace's events as a thread graph (nodes, parent -> child edges, turns) and a timeline (pure).
+
+Input is read-API event dicts (``Event.to_dict()``) in step order. A tool span (request and
+response sharing a spanId) is one node; every other event is its own node. A turn is one user
+message and everything after it up to the next user message. No Django imports: unit-tested in
+milliseconds and cheap enough for 5,000-event traces.
+"""
+
+from datetime import datetime
+from typing import Any
+
+KINDS = {
+    "user_message": "user",
+    "llm_response": "llm",
+    "llm_thinking": "thinking",
+    "tool_call": "tool",
+    "tool_call_request": "tool",
+    "tool_call_response": "tool",
+    "tool_result": "tool_result",
+    "embedding_request": "embedding",
+    "embedding_response": "embedding",
+    "error": "error",
+}
+TOOL_EVENTS = ("tool_call", "tool_call_request", "tool_call_response")
+LABEL_CHARS = 80
+# Nodes that branch off further than this many lanes share the last lane rather than run off screen.
+MAX_LANE = 6
+
+
+def short(text: Any, limit: int = LABEL_CHARS) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _parse(ts: str | None) -> datetime | None:
+    return datetime.fromisoformat(ts.replace("Z", "+00:00")) if ts else None
+
+
+def message_text(content: Any) -> str:
+    """The readable text of a message's content: a string, or the text parts of a list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, dict):
+                if isinstance(part.get("text"), str):
+                    parts.append(part["text"])
+                elif part.get("type") in ("image", "image_url", "input_image"):
+                    parts.append("[image]")
+        return " ".join(parts)
+    return ""
+
+
+def last_user_text(content: Any) -> str:
+    messages = content.get("messages") if isinstance(content, dict) else None
+    if not isinstance(messages, list):
+        return ""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            return message_text(message.get("content"))
+    for message in reversed(messages):
+        if isinstance(message, dict):
+            return message_text(message.get("content"))
+    return ""
+
+
+def _tool_call_names(calls: Any) -> list[str]:
+    names = []
+    for call in calls if isinstance(calls, list) else []:
+        if isinstance(call, dict):
+            function = call.get("function") if isinstance(call.get("function"), dict) else {}
+            name = call.get("name") or function.get("name")
+            if isinstance(name, str):
+                names.append(name)
+    return names
+
+
+def label(event: dict[str, Any]) -> str:
+    """A one-line summary of an event, for a graph node or a timeline row."""
+    kind, content = event["eventType"], event.get("content")
+    body = content if isinstance(content, dict) else {}
+    metadata = event.get("metadata") or {}
+    if kind == "user_message":
+        return short(last_user_text(content) or "user message")
+    if kind == "llm_response":
+        calls = _tool_call_names(body.get("toolCalls"))
+        text = message_text(body.get("content"))
+        if calls and not text:
+            return short("→ " + ", ".join(calls))
+        return short(text or body.get("finishReason") or metadata.get("model") or "response")
+    if kind == "llm_thinking":
+        if body.get("type") == "redacted_thinking":
+            return "redacted thinking"
+        return short(body.get("thinking") or "thinking")
+    if kind in TOOL_EVENTS:
+        return short(metadata.get("tool") or ", ".join(_tool_call_names(body.get("toolCalls"))) or "tool")
+    if kind == "tool_result":
+        return short(body.get("toolName") or "tool result")
+    if kind == "embedding_request":
+        inputs = body.get("input")
+        return f"{len(inputs)} input(s)" if isinstance(inputs, list) else "embedding request"
+    if kind == "embedding_response":
+        return short(metadata.get("model") or "embedding")
+    if kind == "error":
+        return short(body.get("message") or content or "error")
+    return kind
+
+
+def build_graph(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Nodes in step order with lanes and turns, edges between node ids, and the turns themselves.
+
+    A node's ``id`` is its first step id (as a string, as used in ``?step=`` and ``id="step-<id>"``).
+    """
+    nodes: list[dict[str, Any]] = []
+    by_id: dict[str, dict[str, Any]] = {}
+    node_of_step: dict[int, str] = {}
+    node_of_span: dict[str, str] = {}
+    turns: list[dict[str, Any]] = []
+    for event in events:
+        kind = KINDS.get(event["eventType"], event["eventType"])
+        step = event["stepId"]
+        if kind == "tool" and event.get("spanId") in node_of_span:
+            node = by_id[node_of_span[event["spanId"]]]
+            node["stepIds"].append(step)
+            node["eventIds"].append(event["id"])
+            node_of_step.setdefault(step, node["id"])
+            if event["eventType"] == "tool_call_response":
+                node["latencyMs"] = (event.get("metadata") or {}).get("latencyMs", node["latencyMs"])
+                node["open"] = False
+            continue
+        if kind == "user" or not turns:
+            # Turns are numbered from 1 by user message; steps before the first message are turn 0.
+            number = (turns[-1]["number"] + 1) if turns else int(kind == "user")
+            turns.append({"index": len(turns), "number": number,
+                          "label": label(event) if kind == "user" else "before the first message",
+                          "first": None, "size": 0, "errors": 0})
+        node_id = str(step) if str(step) not in by_id else f"{step}-{event['id']}"
+        metadata = event.get("metadata") or {}
+        node = {
+            "id": node_id,
+            "kind": kind,
+            "eventType": event["eventType"],
+            "label": label(event),
+            "stepIds": [step],
+            "eventIds": [event["id"]],
+            "turn": turns[-1]["index"],
+            "latencyMs": metadata.get("latencyMs"),
+            "model": metadata.get("model"),
+            "costUsd": event.get("costUsd"),
+            # A tool span whose response has not arrived (yet).
+            "open": event["eventType"] == "tool_call_request",
+            "parent": None,
+            "lane": 0,
+        }
+        nodes.append(node)
+        by_id[node_id] = node
+        node_of_step.setdefault(step, node_id)
+        if kind == "tool" and event.get("spanId"):
+            node_of_span[event["spanId"]] = node_id
+        turn = turns[-1]
+        turn["first"] = turn["first"] or node_id
+        turn["size"] += 1
+        turn["errors"] += kind == "error"
+
+    edges: list[tuple[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for event in events:
+        parent_step = event.get("parentStepId")
+        child = node_of_step.get(event["stepId"])
+        if event["eventType"] in TOOL_EVENTS and event.get("spanId") in node_of_span:
+            child = node_of_span[event["spanId"]]
+        parent = node_of_step.get(parent_step) if parent_step is not None else None
+        if parent is None or child is None or parent == child or (parent, child) in seen:
+            continue
+        seen.add((parent, child))
+        edges.append((parent, child))
+        if by_id[child]["parent"] is None:
+            by_id[child]["parent"] = parent
+
+    # Lanes: a node continues its parent's lane when it is the parent's first child; siblings step right.
+    children_seen: dict[str, int] = {}
+    for node in nodes:
+        parent = node["parent"]
+        if parent is None:
+            continue
+        nth = children_seen.get(parent, 0)
+        children_seen[parent] = nth + 1
+        node["lane"] = min(by_id[parent]["lane"] + nth, MAX_LANE)
+    return {"nodes": nodes, "edges": [list(edge) for edge in edges], "turns": turns}
+
+
+def node_id_for(graph: dict[str, Any], step: str) -> str:
+    """The node showing ``step`` (a node id, or any step id of a tool span); ``step`` itself if none."""
+    if any(node["id"] == step for node in graph["nodes"]):
+        return step
+    for node in graph["nodes"]:
+        if any(str(s) == step for s in node["stepIds"]):
+            return node["id"]
+    return step
+
+
+def timeline(events: list[dict[str, Any]], spans: list[dict[str, Any]], graph: dict[str, Any]) -> dict[str, Any]:
+    """Bars for LLM calls, embeddings and tool spans on one time axis (ms from the first bar's start).
+
+    An LLM call ends at its event's timestamp and started ``latencyMs`` before; a tool span starts at
+    its request and lasts its latency (or until its response).
+    """
+    node_of_step = {step: node["id"] for node in graph["nodes"] for step in node["stepIds"]}
+    label_of = {node["id"]: node["label"] for node in graph["nodes"]}
+    bars = []
+    for event in events:
+        if event["eventType"] not in ("llm_response", "embedding_response"):
+            continue
+        end = _parse(event.get("timestamp"))
+        latency = (event.get("metadata") or {}).get("latencyMs")
+        if end is None:
+            continue
+        duration = float(latency) if isinstance(latency, (int, float)) else 0.0
+        node = node_of_step.get(event["stepId"])
+        bars.append({"node": node, "kind": KINDS[event["eventType"]],
+                     "label": label_of[node] if node in label_of else label(event), "start": end.timestamp() * 1000 - duration, "durationMs": duration,
+                     "known": latency is not None})
+    for span in spans:
+        first = span["requestStepId"] if span["requestStepId"] is not None else span["responseStepId"]
+        start = _parse(span.get("startedAt") or span.get("endedAt"))
+        if start is None:
+            continue
+        latency = span.get("latencyMs")
+        duration = float(latency) if isinstance(latency, (int, float)) else 0.0
+        bars.append({"node": node_of_step.get(first), "kind": "tool", "label": short(span.get("tool") or "tool"),
+                     "start": start.timestamp() * 1000, "durationMs": duration, "known": latency is not None})
+    if not bars:
+        return {"bars": [], "totalMs": 0}
+    origin = min(bar["start"] for bar in bars)
+    for bar in bars:
+        bar["start"] = round(bar["start"] - origin, 3)
+    # Rows in step order, like the graph beside them; the bars' positions carry the time.
+    order = {node["id"]: index for index, node in enumerate(graph["nodes"])}
+    bars.sort(key=lambda bar: (order.get(bar["node"], len(order)), bar["start"]))
+    total = max(bar["start"] + bar["durationMs"] for bar in bars)
+    return {"bars": bars, "totalMs": round(total, 3)}

@@ -1,0 +1,87 @@
+"""Formatting for the pages: money that never says "$0" for an unknown price, tokens, latency, long text."""
+
+from decimal import Decimal
+from typing import Any
+
+from django import template
+
+from ..content import pretty_json
+
+register = template.Library()
+
+# Text longer than this shows its start and a "show all" control.
+PREVIEW_CHARS = 2000
+
+
+@register.filter
+def usd(value: Any) -> str:
+    if value is None or value == "":
+        return "price unknown"
+    value = Decimal(str(value))
+    if value == 0:
+        return "$0.00"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    # Sub-cent calls are the norm: keep three significant digits.
+    digits = max(2, -value.adjusted() + 2)
+    return f"${value:.{digits}f}"
+
+
+@register.filter
+def tokens(value: Any) -> str:
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return "–"
+
+
+@register.filter
+def ms(value: Any) -> str:
+    if value is None or value == "":
+        return "–"
+    value = float(value)
+    if value < 1000:
+        return f"{value:.0f} ms"
+    if value < 60_000:
+        return f"{value / 1000:.2f} s"
+    minutes, seconds = divmod(value / 1000, 60)
+    if minutes < 60:
+        return f"{minutes:.0f} min {seconds:.0f} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours:.0f} h {minutes:.0f} min"
+
+
+@register.inclusion_tag("components/longtext.html")
+def longtext(text: Any, limit: int = PREVIEW_CHARS, css: str = "") -> dict[str, Any]:
+    text = "" if text is None else str(text)
+    return {"text": text, "preview": text[:limit], "cut": len(text) > limit, "size": len(text), "css": css}
+
+
+@register.inclusion_tag("components/longtext.html")
+def jsonblock(value: Any, limit: int = PREVIEW_CHARS) -> dict[str, Any]:
+    return longtext(pretty_json(value), limit, "json")
+
+
+@register.inclusion_tag("components/cost.html")
+def cost(value: Any, note: str = "", complete: bool = True) -> dict[str, Any]:
+    """A cost with its price source (or the reason it is unknown) as tooltip; marks incomplete sums."""
+    return {"value": value, "note": note, "complete": complete}
+
+
+KIND_NAMES = {
+    "user_message": "User message",
+    "llm_response": "LLM response",
+    "llm_thinking": "Thinking",
+    "tool_call": "Tool call",
+    "tool_call_request": "Tool call request",
+    "tool_call_response": "Tool call response",
+    "tool_result": "Tool result",
+    "embedding_request": "Embedding request",
+    "embedding_response": "Embedding response",
+    "error": "Error",
+}
+
+
+@register.filter
+def kindname(value: str) -> str:
+    return KIND_NAMES.get(value, value)

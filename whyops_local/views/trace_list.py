@@ -1,0 +1,47 @@
+"""`/`: traces, newest activity first, with filters and keyset paging (fast at 100,000 traces)."""
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from ..api import _decode_cursor, _encode_cursor, filtered_traces
+from ..models import Agent, Event, Trace
+from ..validation import Invalid
+from .common import page
+
+PAGE_SIZE = 50
+
+
+def _has_error(value: str) -> bool | None:
+    return {"yes": True, "no": False}.get(value)
+
+
+@page
+def trace_list(request: HttpRequest) -> HttpResponse:
+    filters = {key: request.GET.get(key, "").strip() for key in ("agent", "user", "model", "q", "has_error")}
+    cursor = request.GET.get("cursor", "")
+    traces = filtered_traces(filters["agent"], filters["user"], filters["model"], filters["q"],
+                             _has_error(filters["has_error"]))
+    bad_cursor = False
+    if cursor:
+        try:
+            traces = traces.filter(_decode_cursor(cursor))
+        except Invalid:
+            bad_cursor = True
+    page = list(traces[: PAGE_SIZE + 1])
+    more = len(page) > PAGE_SIZE
+    page = page[:PAGE_SIZE]
+    filtered = any(filters.values()) or bool(cursor)
+    # The empty state is for a server nothing has talked to yet, not for a filter that matched nothing.
+    empty = not page and not filtered and not Trace.objects.exists()
+    return render(request, "traces/list.html", {
+        "traces": page,
+        "filters": filters,
+        "next_cursor": _encode_cursor(page[-1]) if more else None,
+        "paged": bool(cursor),
+        "bad_cursor": bad_cursor,
+        "filtered": filtered,
+        "empty": empty,
+        "agents": Agent.objects.order_by("name").values_list("name", flat=True),
+        # Distinct over the model index; capped so a pathological store cannot slow the page.
+        "models": Event.objects.exclude(model="").order_by("model").values_list("model", flat=True).distinct()[:100],
+    })

@@ -1,0 +1,124 @@
+"""`/traces/<traceId>`: header strip, thread graph, timeline and the step panel (`?step=`).
+
+The graph and timeline are computed by the pure ``graph`` module and drawn by a small ES module
+from ``json_script`` data; the step panel is rendered here, for the page and as a fragment
+(``?step=<id>&partial=panel``) that the page fetches on selection, so all untrusted content goes
+through Django's autoescaping.
+"""
+
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+
+from .. import content as display
+from ..graph import build_graph, node_id_for, timeline
+from ..models import Event, Trace
+from ..spans import tool_spans
+from .common import by_model, page, split_totals
+
+TOOL_EVENTS = ("tool_call", "tool_call_request", "tool_call_response")
+
+
+def _node_events(trace: Trace, node_id: str) -> list[Event]:
+    """The events behind a node id: ``"12"`` (step 12, with the rest of its tool span) or ``"12-345"``."""
+    step, _, pk = node_id.partition("-")
+    try:
+        step_id, event_pk = int(step), int(pk) if pk else None
+    except ValueError:
+        return []
+    events = trace.events.select_related("exchange").order_by("step_id", "pk")
+    first = (events.filter(pk=event_pk) if event_pk else events.filter(step_id=step_id)).first()
+    if first is None:
+        return []
+    if first.event_type in TOOL_EVENTS:
+        return list(events.filter(span_id=first.span_id, event_type__in=TOOL_EVENTS))
+    return [first]
+
+
+def _describe(event: Event) -> dict[str, Any]:
+    """What the panel shows for one event, by type; the template renders the blocks."""
+    body = event.content if isinstance(event.content, dict) else {}
+    kind = event.event_type
+    view: dict[str, Any] = {"event": event, "kind": kind, "usage": (event.metadata or {}).get("usage")}
+    if kind == "user_message":
+        view["transcript"] = display.transcript(event.content)
+        view["system_prompt"] = (event.metadata or {}).get("systemPrompt")
+        view["tools"] = (event.metadata or {}).get("tools")
+        view["params"] = (event.metadata or {}).get("params")
+    elif kind == "llm_response":
+        view["answer"] = display.blocks(body.get("content")) if isinstance(event.content, dict) else display.blocks(event.content)
+        view["tool_calls"] = [display.tool_call(call) for call in body.get("toolCalls") or []]
+        view["finish_reason"] = body.get("finishReason")
+    elif kind == "llm_thinking":
+        view["thinking"] = display.thinking_block(event.content)
+    elif kind == "tool_result":
+        view["tool_name"] = body.get("toolName")
+        view["output"] = body.get("output", event.content)
+    elif kind == "embedding_request":
+        inputs = body.get("input")
+        view["inputs"] = inputs if isinstance(inputs, list) else [inputs]
+    elif kind == "error":
+        view["message"] = body.get("message", event.content if not body else None)
+        view["status"] = body.get("status")
+        view["stack"] = body.get("stack")
+    return view
+
+
+def panel_context(trace: Trace, node_id: str | None) -> dict[str, Any]:
+    events = _node_events(trace, node_id) if node_id else []
+    for event in events:
+        event.trace = trace
+    span = None
+    if events and events[0].event_type in TOOL_EVENTS:
+        # A legacy "tool_call" event makes no span; it is shown like any other event.
+        spans = tool_spans([event.to_dict() for event in events])
+        span = spans[0] if spans else None
+        if span:
+            span["calls"] = [display.tool_call(call) for call in span["arguments"] or []]
+    return {
+        "trace": trace,
+        "node_id": node_id,
+        "found": bool(events),
+        "span": span,
+        "views": [_describe(event) for event in events],
+        "raw": [event.to_dict() for event in events],
+    }
+
+
+def graph_data(trace: Trace) -> dict[str, Any]:
+    events = list(trace.events.order_by("step_id", "pk"))
+    for event in events:
+        event.trace = trace  # to_dict reads trace.trace_id; spare a query per event
+    dicts = [event.to_dict() for event in events]
+    graph = build_graph(dicts)
+    return {**graph, "timeline": timeline(dicts, tool_spans(dicts), graph)}
+
+
+@page
+def trace_page(request: HttpRequest, trace_id: str) -> HttpResponse:
+    trace = get_object_or_404(Trace.objects.select_related("agent", "agent_version"), trace_id=trace_id)
+    selected = request.GET.get("step") or None
+    if request.GET.get("partial") == "panel":
+        context = panel_context(trace, selected)
+        if not context["found"]:
+            raise Http404("No such step")
+        return render(request, "traces/_step_panel.html", {"panel": context})
+    graph = graph_data(trace)
+    if request.GET.get("partial") == "graph":
+        # What a live page re-fetches to redraw its graph and timeline after new events (issue 5).
+        return JsonResponse({**graph, "summary": trace.summary_dict()})
+    if selected is None and graph["nodes"]:
+        selected = graph["nodes"][0]["id"]
+    elif selected is not None:
+        selected = node_id_for(graph, selected)  # ?step=5 of span 4..5 selects node 4
+    models = by_model(trace.events.all())
+    return render(request, "traces/detail.html", {
+        "trace": trace,
+        "summary": trace.summary_dict(),
+        "models": models,
+        "split": split_totals(models),
+        "graph": {**graph, "selected": selected},
+        "selected": selected,
+        "panel": panel_context(trace, selected),
+    })
