@@ -15,7 +15,7 @@ from .models import Agent, Event, Trace
 from .spans import tool_spans
 from .ingest import api_key_error, ingest, too_large
 from .store import register_agent
-from .totals import totals, totals_by
+from .totals import as_api, no_events, totals, totals_by
 from .writer import write
 from .validation import AgentInitIn, EventIn, Invalid, parse_agent_init
 
@@ -172,17 +172,17 @@ def get_agent(request: HttpRequest, name: str):
     if agent is None:
         return error_response(404, f"No agent named {name!r}")
     per_version = totals_by(agent.events.all(), "agent_version")
-    versions = [{**v.to_dict(), "totals": per_version.get(v.id, totals(Event.objects.none()))}
+    versions = [{**v.to_dict(), "totals": as_api(per_version.get(v.id, no_events()))}
                 for v in agent.versions.order_by("-seq")]
     return {**agent.to_dict(), "versions": versions, "traceCount": agent.traces.count(),
-            "totals": totals(agent.events.all())}
+            "totals": as_api(totals(agent.events.all()))}
 
 
 @api.get("/users/{path:external_user_id}", summary="An external user's totals and their traces")
 def get_user(request: HttpRequest, external_user_id: str, limit: int = 50):
     events = Event.objects.filter(trace__external_user_id=external_user_id)
     traces = filtered_traces(user=external_user_id)[: max(1, min(limit, 500))]
-    return {"externalUserId": external_user_id, "totals": totals(events),
+    return {"externalUserId": external_user_id, "totals": as_api(totals(events)),
             "traces": [t.summary_dict() for t in traces]}
 
 
@@ -190,4 +190,4 @@ def get_user(request: HttpRequest, external_user_id: str, limit: int = 50):
 def list_models(request: HttpRequest):
     per_model = totals_by(Event.objects.exclude(model=""), "model")
     return {"priceData": pricing.PRICE_DATA_VERSION,
-            "models": [{"model": model, **figures} for model, figures in sorted(per_model.items())]}
+            "models": [{"model": model, **as_api(figures)} for model, figures in sorted(per_model.items())]}

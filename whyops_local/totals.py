@@ -1,57 +1,77 @@
-"""Token and cost totals over any set of events, grouped by agent version, user or model.
+"""Token and cost totals over any set of events, grouped by agent, version, user or model.
 
 Computed from the events themselves at read time, so they agree with the per-event figures
 whatever order the events arrived in; trace totals are kept on the trace as events arrive.
+The API and the pages both show these.
 """
 
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Max, Q, QuerySet, Sum
 
 from .models import Event, money
 from .store import LLM_EVENTS, PRICED_EVENTS
-
-_SUMS = {
-    "promptTokens": "prompt_tokens",
-    "completionTokens": "completion_tokens",
-    "cacheReadTokens": "cache_read_tokens",
-    "cacheCreationTokens": "cache_creation_tokens",
-    "totalTokens": "total_tokens",
-}
 
 
 def _aggregates() -> dict[str, Any]:
     return {
         "events": Count("pk"),
         "traces": Count("trace", distinct=True),
+        "calls": Count("pk", filter=Q(event_type__in=PRICED_EVENTS)),  # LLM calls and embeddings
         "llm_calls": Count("pk", filter=Q(event_type__in=LLM_EVENTS)),
         "errors": Count("pk", filter=Q(event_type="error")),
+        "prompt": Sum("prompt_tokens", default=0),
+        "output": Sum("completion_tokens", default=0),
+        "cache_read": Sum("cache_read_tokens", default=0),
+        "cache_write": Sum("cache_creation_tokens", default=0),
+        "tokens": Sum("total_tokens", default=0),
         "cost": Sum("cost_usd"),
         "unpriced": Count("pk", filter=Q(event_type__in=PRICED_EVENTS, cost_usd__isnull=True)),
-        **{field: Sum(field) for field in _SUMS.values()},
+        "last": Max("timestamp"),
     }
 
 
-def _shape(row: dict[str, Any]) -> dict[str, Any]:
-    complete = row["unpriced"] == 0
+def _with_cost(row: dict[str, Any]) -> dict[str, Any]:
+    # Same rule as a trace: the known sum; 0 when nothing needed a price; None when nothing that
+    # needed a price had one ("price unknown", never $0).
+    unpriced = row["unpriced"]
     cost = row["cost"]
-    return {
-        "eventCount": row["events"],
-        "traceCount": row["traces"],
-        "llmCalls": row["llm_calls"],
-        "errorCount": row["errors"],
-        "usage": {name: row[field] or 0 for name, field in _SUMS.items()},
-        # Same rule as a trace: the known sum, None when nothing that needed a price had one.
-        "costUsd": money(cost) if cost is not None else (0.0 if complete else None),
-        "costComplete": complete,
-    }
+    if cost is None:
+        cost = None if unpriced else 0
+    return {**row, "cost": cost, "complete": unpriced == 0}
 
 
 def totals(events: QuerySet[Event]) -> dict[str, Any]:
-    return _shape(events.aggregate(**_aggregates()))
+    return _with_cost(events.aggregate(**_aggregates()))
 
 
-def totals_by(events: QuerySet[Event], field: str) -> dict[Any, dict[str, Any]]:
-    """``{value of field: totals}`` for each value of ``field`` among ``events``."""
-    rows = events.order_by().values(field).annotate(**_aggregates())
-    return {row[field]: _shape(row) for row in rows}
+def totals_by(events: QuerySet[Event], *fields: str) -> dict[Any, dict[str, Any]]:
+    """Totals for each value of ``fields`` among ``events``, keyed by that value (a tuple for several)."""
+    rows = events.order_by().values(*fields).annotate(**_aggregates())
+    key = (lambda row: tuple(row[f] for f in fields)) if len(fields) > 1 else (lambda row: row[fields[0]])
+    return {key(row): _with_cost(row) for row in rows}
+
+
+def no_events() -> dict[str, Any]:
+    """The totals of an empty set of events, without asking the database."""
+    return _with_cost({"events": 0, "traces": 0, "calls": 0, "llm_calls": 0, "errors": 0, "prompt": 0, "output": 0,
+                       "cache_read": 0, "cache_write": 0, "tokens": 0, "cost": None, "unpriced": 0, "last": None})
+
+
+def as_api(figures: dict[str, Any]) -> dict[str, Any]:
+    """Totals in the read API's shape (the field names of a TraceSummary)."""
+    return {
+        "eventCount": figures["events"],
+        "traceCount": figures["traces"],
+        "llmCalls": figures["llm_calls"],
+        "errorCount": figures["errors"],
+        "usage": {
+            "promptTokens": figures["prompt"],
+            "completionTokens": figures["output"],
+            "cacheReadTokens": figures["cache_read"],
+            "cacheCreationTokens": figures["cache_write"],
+            "totalTokens": figures["tokens"],
+        },
+        "costUsd": money(figures["cost"]) if figures["cost"] is not None else None,
+        "costComplete": figures["complete"],
+    }

@@ -4,15 +4,15 @@ import difflib
 import json
 from typing import Any
 
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from ..api import filtered_traces
 from ..content import parse_json_string
 from ..models import Agent, AgentVersion, Event
-from ..store import PRICED_EVENTS
-from .common import page, usage_totals, with_cost
+from ..totals import no_events, totals, totals_by
+from .common import page
 
 
 @page
@@ -21,19 +21,8 @@ def agent_list(request: HttpRequest) -> HttpResponse:
         Agent.objects.order_by("name")
         .annotate(version_count=Count("versions", distinct=True), last_version=Max("versions__seq"))
     )
-    stats = {
-        row["agent"]: row
-        for row in Event.objects.values("agent").annotate(
-            traces=Count("trace", distinct=True),
-            tokens=Sum("total_tokens"),
-            cost=Sum("cost_usd"),
-            unpriced=Count("pk", filter=Q(event_type__in=PRICED_EVENTS, cost_usd__isnull=True)),
-            errors=Count("pk", filter=Q(event_type="error")),
-            last=Max("timestamp"),
-        )
-    }
-    empty = {"traces": 0, "tokens": 0, "cost": None, "unpriced": 0, "errors": 0, "last": None}
-    rows = [with_cost({**stats.get(agent.pk, empty), "agent": agent}) for agent in agents]
+    stats = totals_by(Event.objects.all(), "agent")
+    rows = [{**stats.get(agent.pk, no_events()), "agent": agent} for agent in agents]
     return render(request, "agents/list.html", {"rows": rows})
 
 
@@ -71,28 +60,14 @@ def _version_seq(value: str, default: int | None) -> int | None:
 def agent_page(request: HttpRequest, name: str) -> HttpResponse:
     agent = get_object_or_404(Agent, name=name)
     versions = list(agent.versions.order_by("-seq"))
-    stats = {
-        row["agent_version"]: row
-        for row in Event.objects.filter(agent=agent).values("agent_version").annotate(
-            traces=Count("trace", distinct=True),
-            events=Count("pk"),
-            prompt=Sum("prompt_tokens"),
-            output=Sum("completion_tokens"),
-            cache_read=Sum("cache_read_tokens"),
-            cache_write=Sum("cache_creation_tokens"),
-            tokens=Sum("total_tokens"),
-            cost=Sum("cost_usd"),
-            unpriced=Count("pk", filter=Q(event_type__in=PRICED_EVENTS, cost_usd__isnull=True)),
-        )
-    }
-    empty = {"traces": 0, "events": 0, "tokens": 0, "cost": None, "unpriced": 0}
+    stats = totals_by(agent.events.all(), "agent_version")
     rows: list[dict[str, Any]] = []
     for version in versions:
         tools = [
             {**tool, "input": parse_json_string(tool.get("inputSchema")), "output": parse_json_string(tool.get("outputSchema"))}
             for tool in version.tools or [] if isinstance(tool, dict)
         ]
-        rows.append(with_cost({"version": version, "tools": tools, **stats.get(version.pk, empty)}))
+        rows.append({"version": version, "tools": tools, **stats.get(version.pk, no_events())})
     by_seq = {version.seq: version for version in versions}
     newest = versions[0].seq if versions else None
     new_seq = _version_seq(request.GET.get("b"), newest)
@@ -101,8 +76,8 @@ def agent_page(request: HttpRequest, name: str) -> HttpResponse:
     return render(request, "agents/detail.html", {
         "agent": agent,
         "rows": rows,
-        "unversioned": with_cost(stats[None]) if None in stats else None,
-        "totals": usage_totals(Event.objects.filter(agent=agent)),
+        "unversioned": stats.get(None),
+        "totals": totals(agent.events.all()),
         "diff": diff_lines(old, new) if old and new and old != new else None,
         "diff_old": old,
         "diff_new": new,

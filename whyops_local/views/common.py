@@ -2,11 +2,11 @@ from functools import wraps
 from typing import Any, Callable
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
 from django.http import HttpRequest
 
 from .. import pricing
 from ..store import PRICED_EVENTS
+from ..totals import totals_by
 
 
 # Defence in depth for pages full of untrusted text: only our own scripts and styles run, images
@@ -39,58 +39,22 @@ def site_context(request: HttpRequest) -> dict[str, Any]:
     }
 
 
-def with_cost(row: dict[str, Any]) -> dict[str, Any]:
-    """``cost`` and ``complete`` for a row of sums: 0 when nothing needed a price, None when none was known."""
-    unpriced = row.get("unpriced") or 0
-    cost = row.get("cost")
-    return {**row, "cost": cost if cost is not None else (None if unpriced else 0), "complete": not unpriced}
-
-
-def usage_totals(events) -> dict[str, Any]:
-    """Token and cost sums over an Event queryset, with the count of calls that have no price."""
-    return with_cost(events.aggregate(
-        calls=Count("pk", filter=Q(event_type__in=PRICED_EVENTS)),
-        prompt=Sum("prompt_tokens", default=0),
-        output=Sum("completion_tokens", default=0),
-        cache_read=Sum("cache_read_tokens", default=0),
-        cache_write=Sum("cache_creation_tokens", default=0),
-        total=Sum("total_tokens", default=0),
-        cost=Sum("cost_usd"),
-        unpriced=Count("pk", filter=Q(event_type__in=PRICED_EVENTS, cost_usd__isnull=True)),
-    ))
-
-
 def by_model(events) -> list[dict[str, Any]]:
     """Per model: calls, tokens split into uncached input / cache read / cache write / output, and cost.
 
     "input" is the uncached part: OpenAI-style prompt counts include cached tokens, Anthropic's do not
     (decided by provider and model, as pricing does).
     """
-    rows = (
-        events.filter(event_type__in=PRICED_EVENTS)
-        .values("model", "provider")
-        .annotate(
-            calls=Count("pk"),
-            prompt=Sum("prompt_tokens"),
-            output=Sum("completion_tokens"),
-            cache_read=Sum("cache_read_tokens"),
-            cache_write=Sum("cache_creation_tokens"),
-            cost=Sum("cost_usd"),
-            unpriced=Count("pk", filter=Q(cost_usd__isnull=True)),
-        )
-        .order_by("model", "provider")
-    )
+    priced = events.filter(event_type__in=PRICED_EVENTS)
     out = []
-    for row in rows:
-        provider, model = pricing.split_model(row["provider"], row["model"])
-        on_top = pricing.cache_on_top(provider, model)
+    for (model, provider), row in sorted(totals_by(priced, "model", "provider").items()):
+        on_top = pricing.cache_on_top(*pricing.split_model(provider, model))
         uncached = row["prompt"] if on_top else max(row["prompt"] - row["cache_read"] - row["cache_write"], 0)
         notes = (
-            events.filter(model=row["model"], provider=row["provider"], event_type__in=PRICED_EVENTS)
+            priced.filter(model=model, provider=provider)
             .exclude(cost_note="").values_list("cost_note", flat=True).distinct()[:3]
         )
-        out.append({**row, "input": uncached, "notes": "; ".join(notes), "complete": row["unpriced"] == 0,
-                    "cost": None if row["unpriced"] == row["calls"] else row["cost"]})
+        out.append({**row, "model": model, "provider": provider, "input": uncached, "notes": "; ".join(notes)})
     return out
 
 
