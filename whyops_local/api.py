@@ -100,9 +100,13 @@ def _decode_cursor(cursor: str) -> Q:
     return Q(last_event_at__lt=when) | Q(last_event_at=when, pk__lt=pk)
 
 
-def filtered_traces(agent: str = "", user: str = "", model: str = "", q: str = "", has_error: bool | None = None):
-    """Traces matching the list filters, newest activity first (shared with the pages)."""
-    traces = Trace.objects.select_related("agent", "agent_version").order_by("-last_event_at", "-pk")
+def filtered_traces(agent: str = "", user: str = "", model: str = "", q: str = "", has_error: bool | None = None,
+                    changed_after: int | None = None):
+    """Traces matching the list filters, newest activity first (shared with the pages), each with
+    ``last_seq``: the live-update sequence number of its newest event."""
+    newest_event = Event.objects.filter(trace=OuterRef("pk")).order_by("-pk").values("pk")[:1]
+    traces = (Trace.objects.select_related("agent", "agent_version").order_by("-last_event_at", "-pk")
+              .annotate(last_seq=Subquery(newest_event)))
     if agent:
         traces = traces.filter(agent__name=agent)
     if user:
@@ -114,6 +118,8 @@ def filtered_traces(agent: str = "", user: str = "", model: str = "", q: str = "
     if q:
         matching = Event.objects.annotate(text=Cast("content", TextField())).filter(trace=OuterRef("pk"), text__icontains=q)
         traces = traces.filter(Q(trace_id__icontains=q) | Exists(matching))
+    if changed_after is not None:
+        traces = traces.filter(Exists(Event.objects.filter(trace=OuterRef("pk"), pk__gt=changed_after)))
     return traces
 
 
@@ -123,10 +129,7 @@ def list_traces(request: HttpRequest, agent: str = "", user: str = "", model: st
     """``changed_after=<seq>``: only traces with events stored after that live-update sequence number
     (what a reconnecting page missed). Each trace's ``lastSeq`` is the newest of its events' sequence."""
     limit = max(1, min(limit, 500))
-    newest_event = Event.objects.filter(trace=OuterRef("pk")).order_by("-pk").values("pk")[:1]
-    traces = filtered_traces(agent, user, model, q, has_error).annotate(last_seq=Subquery(newest_event))
-    if changed_after is not None:
-        traces = traces.filter(Exists(Event.objects.filter(trace=OuterRef("pk"), pk__gt=changed_after)))
+    traces = filtered_traces(agent, user, model, q, has_error, changed_after)
     try:
         if cursor:
             traces = traces.filter(_decode_cursor(cursor))

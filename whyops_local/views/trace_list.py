@@ -11,6 +11,13 @@ from .common import page
 PAGE_SIZE = 50
 
 
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
 def _has_error(value: str) -> bool | None:
     return {"yes": True, "no": False}.get(value)
 
@@ -19,8 +26,13 @@ def _has_error(value: str) -> bool | None:
 def trace_list(request: HttpRequest) -> HttpResponse:
     filters = {key: request.GET.get(key, "").strip() for key in ("agent", "user", "model", "q", "has_error")}
     cursor = request.GET.get("cursor", "")
+    live_rows = request.GET.get("partial") == "rows"
     traces = filtered_traces(filters["agent"], filters["user"], filters["model"], filters["q"],
-                             _has_error(filters["has_error"]))
+                             _has_error(filters["has_error"]),
+                             changed_after=_int(request.GET.get("changed_after")) or 0 if live_rows else None)
+    if live_rows:
+        # What the live list fetches when told of new events: the rows changed since it last looked.
+        return render(request, "components/trace_row_list.html", {"traces": traces[:PAGE_SIZE]})
     bad_cursor = False
     if cursor:
         try:

@@ -92,7 +92,13 @@ def graph_data(trace: Trace) -> dict[str, Any]:
         event.trace = trace  # to_dict reads trace.trace_id; spare a query per event
     dicts = [event.to_dict() for event in events]
     graph = build_graph(dicts)
-    return {**graph, "timeline": timeline(dicts, tool_spans(dicts), graph)}
+    return {**graph, "timeline": timeline(dicts, tool_spans(dicts), graph),
+            "lastSeq": max((event.pk for event in events), default=0)}
+
+
+def head_context(trace: Trace) -> dict[str, Any]:
+    models = by_model(trace.events.all())
+    return {"trace": trace, "summary": trace.summary_dict(), "models": models, "split": split_totals(models)}
 
 
 @page
@@ -104,6 +110,9 @@ def trace_page(request: HttpRequest, trace_id: str) -> HttpResponse:
         if not context["found"]:
             raise Http404("No such step")
         return render(request, "traces/_step_panel.html", {"panel": context})
+    if request.GET.get("partial") == "head":
+        # What a live page re-fetches to update its header totals after new events.
+        return render(request, "traces/_head.html", head_context(trace))
     graph = graph_data(trace)
     if request.GET.get("partial") == "graph":
         # What a live page re-fetches to redraw its graph and timeline after new events (issue 5).
@@ -112,12 +121,8 @@ def trace_page(request: HttpRequest, trace_id: str) -> HttpResponse:
         selected = graph["nodes"][0]["id"]
     elif selected is not None:
         selected = node_id_for(graph, selected)  # ?step=5 of span 4..5 selects node 4
-    models = by_model(trace.events.all())
     return render(request, "traces/detail.html", {
-        "trace": trace,
-        "summary": trace.summary_dict(),
-        "models": models,
-        "split": split_totals(models),
+        **head_context(trace),
         "graph": {**graph, "selected": selected},
         "selected": selected,
         "panel": panel_context(trace, selected),

@@ -3,6 +3,7 @@
 import { renderGraph } from "../components/graph.js";
 import { renderTimeline } from "../components/timeline.js";
 import { isTyping } from "../components/keys.js";
+import { coalesce, connectLive } from "../components/live.js";
 
 // Runs with more steps than this start with every turn collapsed except the selected one.
 const COLLAPSE_OVER = 80;
@@ -106,6 +107,24 @@ document.getElementById("collapse-all").addEventListener("click", () => {
 draw();
 renderTimeline(document.getElementById("timeline"), data.timeline, select);
 markTimeline();
+
+// Live: new events on this trace redraw graph and timeline and refresh the header totals; after a
+// reconnect the same re-fetch brings back whatever was missed.
+let lastSeq = data.lastSeq || 0;
+const head = document.getElementById("trace-head");
+const update = coalesce(async () => {
+  await refresh();
+  lastSeq = Math.max(lastSeq, data.lastSeq || 0);
+  const url = new URL(location.href);
+  url.searchParams.set("partial", "head");
+  const response = await fetch(url, { headers: { Accept: "text/html" } });
+  if (response.ok) head.innerHTML = await response.text(); // Django's template, escaped server-side
+});
+const traceId = document.getElementById("trace-id").textContent;
+connectLive(`/ws/traces/${encodeURIComponent(traceId).replaceAll("%2F", "/")}`, {
+  onMessage: (message) => { if (message.seq > lastSeq) update(); },
+  onReconnect: update,
+});
 // For tests and bench/pages.py: the graph, timeline and handlers are in place.
 performance.mark("whyops-ready");
 document.body.dataset.ready = "1";
