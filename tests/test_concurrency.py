@@ -43,3 +43,20 @@ async def test_20_clients_sending_200_events_each_lose_nothing(server):
     assert sorted(rows) == [(f"load-{run}-{n}", 800, 800, 800) for n in range(5)]
     listed = httpx.get(f"{server.api}/traces", params={"agent": f"load-{run}", "limit": 10}).json()
     assert sorted(t["eventCount"] for t in listed["traces"]) == [800] * 5
+
+
+def test_two_server_processes_on_one_sqlite_file_keep_one_trace_consistent(tmp_path):
+    """Each server's writer caches rows between transactions; the other's commits must invalidate them."""
+    from .servers import run_server
+
+    with run_server(tmp_path) as first, run_server(tmp_path) as second:
+        for i in range(30):
+            target = (first, second)[i % 3 % 2]  # irregular alternation, runs of two on one server
+            response = httpx.post(f"{target.api}/events/ingest", json={
+                "eventType": "llm_response", "traceId": "shared", "agentName": "two",
+                "metadata": {"model": "gpt-4o-mini", "provider": "openai", "usage": {"promptTokens": 10}}})
+            assert response.status_code == 201
+            assert response.json()["stepId"] == i + 1
+        for server in (first, second):
+            trace = httpx.get(f"{server.api}/traces/shared").json()
+            assert trace["eventCount"] == 30 and trace["usage"]["promptTokens"] == 300 and trace["llmCalls"] == 30

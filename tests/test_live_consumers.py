@@ -70,7 +70,7 @@ async def test_a_refused_request_announces_nothing():
 
 
 async def test_nothing_is_announced_when_the_commit_fails(monkeypatch):
-    def failing_commit(jobs):
+    def failing_commit(jobs, cache=None):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr("whyops_local.writer.record_jobs", failing_commit)

@@ -213,25 +213,6 @@ def test_long_runs_collapse_by_turn_and_expand_on_click(server, browser):
     assert js_errors(browser) == []
 
 
-def test_a_new_event_appears_after_a_refresh_without_reload(server, browser):
-    from selenium.webdriver.common.by import By
-
-    event = {"eventType": "user_message", "traceId": "growing", "agentName": "looper",
-             "content": {"messages": [{"role": "user", "content": "first"}]}}
-    assert httpx.post(f"{server.api}/events/ingest", json=event).status_code == 201
-    browser.get(f"{server.url}/traces/growing")
-    wait_ready(browser)
-    browser.execute_script("window.__samePage = true")
-    assert httpx.post(f"{server.api}/events/ingest", json={**event, "eventType": "error",
-                                                            "content": {"message": "late"}}).status_code == 201
-    summary = browser.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "import('/static/js/pages/trace.js').then((page) => page.refresh()).then(done);")
-    assert summary["eventCount"] == 2
-    assert browser.find_element(By.ID, "step-2").get_attribute("data-kind") == "error"
-    assert browser.execute_script("return window.__samePage") is True
-
-
 def test_dark_theme_and_laptop_width(server, support_trace_id, browser):
     browser.set_window_size(1280, 800)
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})

@@ -85,13 +85,37 @@ class Saved:
         }
 
 
-class _Batch:
-    """Per-request caches so an array of events costs one lookup per agent and trace."""
+class RowCache:
+    """Agents, traces and latest versions read or written in a transaction, so an array of events
+    costs one lookup per agent and trace.
+
+    The writer thread keeps one across transactions, which spares most queries of a single-event
+    request: on SQLite it stays valid while no other connection commits, which ``PRAGMA
+    data_version`` tells (checked inside the write transaction, when no one else can commit).
+    """
+
+    MAX_TRACES = 10_000
 
     def __init__(self) -> None:
+        self.data_version: int | None = None
+        self.clear()
+
+    def clear(self) -> None:
         self.agents: dict[str, Agent] = {}
         self.latest_versions: dict[str, str | None] = {}
         self.traces: dict[str, Trace] = {}
+
+    def revalidate(self) -> None:
+        """Forget what may have changed since the last transaction; call inside a write transaction."""
+        if connection.vendor != "sqlite" or len(self.traces) > self.MAX_TRACES:
+            self.clear()
+            return
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA data_version")
+            (version,) = cursor.fetchone()
+        if version != self.data_version:
+            self.clear()
+            self.data_version = version
 
     def agent(self, name: str) -> Agent:
         if name not in self.agents:
@@ -119,7 +143,9 @@ class _Batch:
     def trace(self, event: EventIn, agent: Agent, when: datetime) -> Trace:
         trace = self.traces.get(event.traceId)
         if trace is None:
-            trace = Trace.objects.select_for_update().filter(trace_id=event.traceId).first()
+            # The agent and version come along for the live update's trace summary.
+            trace = (Trace.objects.select_for_update(of=("self",)).select_related("agent", "agent_version")
+                     .filter(trace_id=event.traceId).first())
             if trace is None:
                 try:
                     with transaction.atomic():
@@ -185,7 +211,7 @@ def _add_to_trace(trace: Trace, event: Event) -> None:
         trace.agent_version_id = event.agent_version_id
 
 
-def _build_event(batch: _Batch, item: EventIn, *, source: str, user: str | None, exchange: Exchange | None,
+def _build_event(batch: RowCache, item: EventIn, *, source: str, user: str | None, exchange: Exchange | None,
                  now: datetime) -> Event | Saved:
     agent = batch.agent(item.agentName)
     when = item.timestamp or now
@@ -264,7 +290,7 @@ def _insert(events: list[Event]) -> None:
                 event._state.adding = False
 
 
-def _record(batch: _Batch, job: EventsJob) -> list[Saved]:
+def _record(batch: RowCache, job: EventsJob) -> list[Saved]:
     now = timezone.now()
     results: list[Saved | None] = []
     pending: list[Event] = []
@@ -302,24 +328,29 @@ def record_events(items: list[EventIn], *, source: str = Event.SOURCE_SDK, user:
     request) are answered ``skipped`` and change nothing.
     """
     with transaction.atomic():
-        return _record(_Batch(), EventsJob(items, source, user, exchange))
+        return _record(RowCache(), EventsJob(items, source, user, exchange))
 
 
-def record_jobs(jobs: list[EventsJob]) -> list[list[Saved] | Exception]:
+def record_jobs(jobs: list[EventsJob], cache: RowCache | None = None) -> list[list[Saved] | Exception]:
     """Store several requests' events in one transaction (one commit), each request atomic on its own.
 
     A request that fails is rolled back to its savepoint and answered with its exception; the
     others are unaffected. Commit is the expensive part of a small write, so the writer groups
-    the requests that queued up meanwhile.
+    the requests that queued up meanwhile, and passes the ``cache`` it keeps between them.
     """
+    cache = cache or RowCache()
     outcomes: list[list[Saved] | Exception] = []
-    with transaction.atomic():
-        batch = _Batch()
-        for job in jobs:
-            try:
-                with transaction.atomic():
-                    outcomes.append(_record(batch, job))
-            except Exception as exc:  # noqa: BLE001  (handed to that request's caller)
-                outcomes.append(exc)
-                batch = _Batch()  # its cached rows may have been rolled back
+    try:
+        with transaction.atomic():
+            cache.revalidate()
+            for job in jobs:
+                try:
+                    with transaction.atomic():
+                        outcomes.append(_record(cache, job))
+                except Exception as exc:  # noqa: BLE001  (handed to that request's caller)
+                    outcomes.append(exc)
+                    cache.clear()  # its cached rows may have been rolled back
+    except BaseException:
+        cache.clear()
+        raise
     return outcomes

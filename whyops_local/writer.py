@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 from . import live
-from .store import EventsJob, Saved, record_jobs
+from .store import EventsJob, RowCache, Saved, record_jobs
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,6 +53,7 @@ class _Writer:
         self._tasks: queue.SimpleQueue[_Task] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._rows = RowCache()  # only this thread touches it
 
     def submit(self, task: _Task) -> None:
         with self._start_lock:
@@ -72,6 +73,7 @@ class _Writer:
                 connection.close()
             if task.fn is not None:
                 self._do(task)
+                self._rows.clear()  # say, a registration made a new latest version
                 continue
             group, size = [task], task.size
             while size < MAX_GROUP_EVENTS:
@@ -84,7 +86,7 @@ class _Writer:
                     break
                 group.append(more)
                 size += more.size
-            for member, outcome in zip(group, _store_and_announce([t.job for t in group])):
+            for member, outcome in zip(group, _store_and_announce([t.job for t in group], self._rows)):
                 _settle(member, outcome)
 
     @staticmethod
@@ -96,10 +98,11 @@ class _Writer:
         _settle(task, outcome)
 
 
-def _store_and_announce(jobs: list[EventsJob]) -> list[tuple[list[Saved], list] | Exception]:
+def _store_and_announce(jobs: list[EventsJob], cache: RowCache | None = None
+                        ) -> list[tuple[list[Saved], list] | Exception]:
     """Store the jobs (one commit), then build each one's live messages: (saved, messages) or the error."""
     try:
-        outcomes = record_jobs(jobs)
+        outcomes = record_jobs(jobs, cache)
     except Exception as exc:  # noqa: BLE001  (the commit failed: every request in the group fails)
         return [exc] * len(jobs)
     announced: list[tuple[list[Saved], list] | Exception] = []
