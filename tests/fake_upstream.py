@@ -113,8 +113,8 @@ class FakeUpstream:
         for name, value in (headers or {}).items():
             handler.send_header(name, value)
         handler.end_headers()
-        handler.wfile.write(payload)
         self.sent.append(payload)
+        handler.wfile.write(payload)
 
     def _stream(self, handler: BaseHTTPRequestHandler, chunks: list[bytes], gated: bool) -> None:
         handler.send_response(200)
@@ -122,7 +122,8 @@ class FakeUpstream:
         handler.send_header("transfer-encoding", "chunked")
         handler.send_header("x-request-id", f"req_{self.next_id()}")
         handler.end_headers()
-        sent = b""
+        # Kept up front: a client may have read it all before the final empty chunk is written.
+        self.sent.append(b"".join(chunks))
         try:
             for index, chunk in enumerate(chunks):
                 if index == 1 and gated:
@@ -131,11 +132,9 @@ class FakeUpstream:
                     time.sleep(self.chunk_delay)
                 handler.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
                 handler.wfile.flush()
-                sent += chunk
             handler.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             handler.close_connection = True
-        self.sent.append(sent)
 
     def _error(self, handler: BaseHTTPRequestHandler, status: int, anthropic: bool) -> None:
         if anthropic:
@@ -201,12 +200,27 @@ class FakeUpstream:
         if not body.get("stream"):
             return response
         created = {**response, "status": "in_progress", "output": [], "usage": None}
+        reasoning, final = output
         events = [("response.created", {"response": created}),
-                  ("response.output_item.added", {"output_index": 0, "item": {**message, "content": []}}),
-                  ("response.output_text.delta", {"output_index": 0, "content_index": 0, "delta": "Hello"}),
-                  ("response.output_text.delta", {"output_index": 0, "content_index": 0, "delta": " world"}),
-                  ("response.output_item.done", {"output_index": 0, "item": output[-1]}),
-                  ("response.completed", {"response": response})]
+                  ("response.output_item.added", {"output_index": 0, "item": reasoning}),
+                  ("response.output_item.done", {"output_index": 0, "item": reasoning})]
+        if tools:
+            events += [("response.output_item.added", {"output_index": 1, "item": {**call, "arguments": ""}}),
+                       ("response.function_call_arguments.delta", {"output_index": 1, "item_id": call["id"],
+                                                                   "delta": call["arguments"]}),
+                       ("response.function_call_arguments.done", {"output_index": 1, "item_id": call["id"],
+                                                                  "arguments": call["arguments"]})]
+        else:
+            part = {"type": "output_text", "text": "", "annotations": []}
+            where = {"output_index": 1, "item_id": message["id"], "content_index": 0}
+            events += [("response.output_item.added", {"output_index": 1, "item": {**message, "content": []}}),
+                       ("response.content_part.added", {**where, "part": part}),
+                       ("response.output_text.delta", {**where, "delta": "Hello"}),
+                       ("response.output_text.delta", {**where, "delta": " world"}),
+                       ("response.output_text.done", {**where, "text": "Hello world"}),
+                       ("response.content_part.done", {**where, "part": message["content"][0]})]
+        events += [("response.output_item.done", {"output_index": 1, "item": final}),
+                   ("response.completed", {"response": response})]
         return [sse({"type": kind, "sequence_number": i, **data}, kind) for i, (kind, data) in enumerate(events)]
 
     def _embeddings(self, body: dict) -> dict:

@@ -18,6 +18,7 @@ _proxy_routes = {
 
 urlpatterns = [
     path("api/", api.urls),
+    path("api/exchanges/<int:pk>", proxy.exchange),
     # The SDK's fallback for agent registration, on the proxy base URL (protocol section 3).
     path("proxy/v1/agents/init", proxy_agent_init),
     path("proxy/agents/init", proxy_agent_init),

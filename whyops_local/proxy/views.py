@@ -9,7 +9,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonR
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from ..api import key_refusal, read_body
+from ..api import error_response, key_refusal, read_body
+from ..models import Exchange
 from ..validation import Invalid
 from . import anthropic, config, openai
 from .headers import redact, upstream_headers
@@ -87,3 +88,13 @@ async def proxy(request: HttpRequest, route: Route) -> HttpResponse:
     )
     headers = upstream_headers(request.headers, api.provider, _server_key(api), settings.WHYOPS_API_KEY)
     return await relay(call, url, headers, streamed=bool(body and body.get("stream")))
+
+
+def exchange(request: HttpRequest, pk: int) -> JsonResponse:
+    """The raw exchange behind a proxied event (its ``exchangeId``), credentials already redacted."""
+    if request.method != "GET":
+        return HttpResponseNotAllowed(["GET"])
+    found = Exchange.objects.filter(pk=pk).first()
+    if found is None:
+        return error_response(404, f"No exchange with id {pk}")
+    return JsonResponse(found.to_dict())
