@@ -2,7 +2,7 @@
 
 Behaviour is picked by the request's model name, so real SDK clients can drive it:
 ``error-<status>`` answers that status with the provider's error body, ``slow-<seconds>`` waits before
-answering, ``gated`` streams its first chunk and then waits for ``FakeUpstream.gate``, ``tools`` answers
+answering, ``gated`` streams its first chunk(s) and then waits for ``FakeUpstream.gate``, ``tools`` answers
 with tool calls. Every request is kept in ``requests`` and every answer's exact bytes in ``sent``.
 """
 
@@ -39,6 +39,7 @@ class FakeUpstream:
         self.requests: list[Received] = []
         self.sent: list[bytes] = []
         self.gate = threading.Event()
+        self.gate_before = 1  # the index of the chunk a ``gated`` stream holds back until the gate opens
         self.chunk_delay = 0.0
         self._calls = 0
         self._lock = threading.Lock()
@@ -85,7 +86,7 @@ class FakeUpstream:
         except ValueError:
             body = None
         anthropic = "anthropic-version" in handler.headers
-        self.requests.append(Received(handler.command, handler.path, dict(handler.headers.items()), body))
+        self.requests.append(Received(handler.command, handler.path, {k.lower(): v for k, v in handler.headers.items()}, body))
         model = _model(body)
         if match := re.search(r"slow-([\d.]+)", model):
             time.sleep(float(match.group(1)))
@@ -126,7 +127,7 @@ class FakeUpstream:
         self.sent.append(b"".join(chunks))
         try:
             for index, chunk in enumerate(chunks):
-                if index == 1 and gated:
+                if index == self.gate_before and gated:
                     self.gate.wait(20)
                 elif index and self.chunk_delay:
                     time.sleep(self.chunk_delay)

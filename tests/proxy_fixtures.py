@@ -32,6 +32,7 @@ def fake(fake_upstream):
     """The fake upstream, its gate closed and no delay, for one test."""
     fake_upstream.gate.clear()
     fake_upstream.chunk_delay = 0.0
+    fake_upstream.gate_before = 1
     yield fake_upstream
     fake_upstream.gate.set()
 
