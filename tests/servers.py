@@ -47,7 +47,9 @@ def run_server(data_dir: Path, env: dict[str, str] | None = None, port: int | No
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
         cwd=ROOT,
-        env={**os.environ, "WHYOPS_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **(env or {})},
+        # The app's own settings: pytest-django exports tests.settings, which would pick another data dir.
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "whyops_local.settings", "WHYOPS_DATA_DIR": str(data_dir),
+             "PYTHONUNBUFFERED": "1", **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
