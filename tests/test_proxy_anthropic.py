@@ -18,7 +18,7 @@ def client(server, trace_id: str) -> anthropic.Anthropic:
 
 def test_a_message_with_thinking_and_tool_use_is_recorded(proxied, fake, trace_id):
     raw = client(proxied, trace_id).messages.with_raw_response.create(
-        model="claude-sonnet-4-5-tools", max_tokens=2048, system="Be brief.", messages=MESSAGES, thinking=THINKING)
+        model="claude-sonnet-4-6-tools", max_tokens=2048, system="Be brief.", messages=MESSAGES, thinking=THINKING)
     message = raw.parse()
     assert [block.type for block in message.content] == ["thinking", "text", "tool_use"]
     assert raw.http_response.content == fake.sent[-1]
@@ -37,7 +37,7 @@ def test_a_message_with_thinking_and_tool_use_is_recorded(proxied, fake, trace_i
 
 
 def test_a_streamed_message_is_reassembled_from_its_events(proxied, fake, trace_id):
-    with client(proxied, trace_id).messages.stream(model="claude-sonnet-4-5-tools", max_tokens=2048,
+    with client(proxied, trace_id).messages.stream(model="claude-sonnet-4-6-tools", max_tokens=2048,
                                                    messages=MESSAGES, thinking=THINKING) as stream:
         final = stream.get_final_message()
     assert final.content[2].input == {"city": "Paris"}
@@ -49,7 +49,7 @@ def test_a_streamed_message_is_reassembled_from_its_events(proxied, fake, trace_
 
 
 def test_streamed_bytes_reach_the_client_byte_for_byte(proxied, fake, trace_id):
-    body = {"model": "claude-sonnet-4-5", "max_tokens": 100, "messages": MESSAGES, "stream": True}
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 100, "messages": MESSAGES, "stream": True}
     headers = {"X-Trace-ID": trace_id, "anthropic-version": "2023-06-01", "x-api-key": "sk-ant-x"}
     with httpx.stream("POST", f"{proxied.proxy}/v1/messages", json=body, headers=headers) as response:
         received = b"".join(response.iter_raw())
@@ -71,7 +71,7 @@ async def test_the_async_client_works_plain_and_streamed(proxied, fake, trace_id
 
 def test_count_tokens_and_models_pass_through_unrecorded(proxied, fake, trace_id):
     api = client(proxied, trace_id)
-    assert api.messages.count_tokens(model="claude-sonnet-4-5", messages=MESSAGES).input_tokens == 12
-    assert [m.id for m in api.models.list()] == ["claude-sonnet-4-5"]
+    assert api.messages.count_tokens(model="claude-sonnet-4-6", messages=MESSAGES).input_tokens == 12
+    assert [m.id for m in api.models.list()] == ["claude-sonnet-4-6"]
     assert fake.requests[-1].path == "/v1/models"
     assert httpx.get(f"{proxied.api}/traces/{trace_id}").status_code == 404

@@ -27,7 +27,7 @@ def test_the_clients_own_key_goes_upstream_and_is_never_stored(proxied, fake, tr
     assert not {"x-trace-id", "x-agent-name"} & set(sent)
     claude = anthropic.Anthropic(base_url=proxied.proxy, api_key=anthropic_key,
                                  default_headers={"X-Trace-ID": trace_id, "anthropic-beta": "context-1m-2025-08-07"})
-    with claude.messages.stream(model="claude-sonnet-4-5", max_tokens=10, messages=MESSAGES) as stream:
+    with claude.messages.stream(model="claude-sonnet-4-6", max_tokens=10, messages=MESSAGES) as stream:
         stream.until_done()
     sent = fake.requests[-1].headers
     # current Anthropic SDKs send the key as a bearer token, older ones as x-api-key
@@ -53,7 +53,7 @@ def test_the_servers_keys_replace_the_clients_and_whyops_api_key_is_required(key
     api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert fake.requests[-1].headers["authorization"] == "Bearer sk-SERVER-openai"
     claude = anthropic.Anthropic(base_url=keyed.proxy, api_key="whyops-local-key")
-    claude.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=MESSAGES)
+    claude.messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=MESSAGES)
     assert fake.requests[-1].headers["x-api-key"] == "sk-SERVER-anthropic"
     assert "authorization" not in fake.requests[-1].headers
     refused = httpx.post(f"{keyed.proxy}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MESSAGES},

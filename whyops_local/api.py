@@ -13,6 +13,7 @@ from ninja import NinjaAPI
 
 from . import pricing
 from .models import Agent, Event, Trace
+from .proxy.record import wait_for_calls
 from .spans import tool_spans
 from .store import record_events, register_agent
 from .validation import AgentInitIn, EventIn, Invalid, parse_agent_init, parse_events
@@ -86,6 +87,7 @@ def events_ingest(request: HttpRequest):
         events, is_array = parse_events(read_body(request))
     except Invalid as exc:
         return JsonResponse(exc.to_dict(), status=exc.status)
+    wait_for_calls({event.traceId for event in events})  # proxied calls sent earlier come first
     saved = record_events(events, user=request.headers.get("X-External-User-Id") or None)
     answer = [result.to_dict() for result in saved]
     return JsonResponse(answer if is_array else answer[0], status=201, safe=False)

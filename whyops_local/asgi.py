@@ -7,4 +7,6 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402  (needs Django set up)
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from whyops_local.proxy.asgi import with_lean_proxy  # noqa: E402
+
+application = ProtocolTypeRouter({"http": with_lean_proxy(django_asgi_app)})

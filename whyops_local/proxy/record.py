@@ -1,19 +1,22 @@
 """Storing a proxied call: its raw exchange and its WhyOps events, in one transaction.
 
-Runs on one dedicated thread so proxied calls are written in the order they finished, whatever
-happens to the request that made them (a client that hangs up must not lose its call).
+Calls are written after the client has its answer (storage is not on the latency path), on one
+dedicated thread: in the order they finished, whatever happens to the request that made them (a
+client that hangs up must not lose its call). SDK events for a trace wait for that trace's queued
+calls (``wait_for_calls``), so a tool span sent after a proxied answer comes after it on the trace.
 """
 
-import asyncio
 import codecs
 import logging
+import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 
 from ..models import Event, Exchange
 from ..store import record_events
@@ -105,7 +108,10 @@ def _tool_spans(call: Call) -> list[dict[str, Any]]:
 
 
 def record(call: Call) -> None:
-    close_old_connections()
+    if connection.vendor != "sqlite":
+        # A long-lived thread must not keep a server connection that went stale; SQLite's cannot,
+        # and reopening it on every call would double the cost of a write.
+        close_old_connections()
     items = [EventIn.model_validate({**e, "traceId": call.trace_id, "agentName": call.agent}) for e in _events(call)]
     with transaction.atomic():
         exchange = Exchange.objects.create(
@@ -118,19 +124,30 @@ def record(call: Call) -> None:
         record_events(items, source=Event.SOURCE_PROXY, user=call.user, exchange=exchange)
 
 
-def _record_logged(call: Call) -> None:
+_queued = Counter()  # trace id -> calls queued for the writer and not yet written
+_written = threading.Condition()
+
+
+def record_soon(call: Call) -> None:
+    with _written:
+        _queued[call.trace_id] += 1
+    _writer.submit(_write, call)
+
+
+def _write(call: Call) -> None:
     try:
         record(call)
     except Exception:
         log.exception("could not record the proxied call %s %s (trace %s)", call.method, call.path, call.trace_id)
+    finally:
+        with _written:
+            _queued[call.trace_id] -= 1
+            if not _queued[call.trace_id]:
+                del _queued[call.trace_id]
+            _written.notify_all()
 
 
-_pending: set[asyncio.Future] = set()
-
-
-def record_soon(call: Call) -> asyncio.Future:
-    """Start recording now, on the writer thread; the future survives the cancelling of its awaiter."""
-    future = asyncio.get_running_loop().run_in_executor(_writer, _record_logged, call)
-    _pending.add(future)
-    future.add_done_callback(_pending.discard)
-    return future
+def wait_for_calls(trace_ids: set[str], timeout: float = 10) -> None:
+    """Block until the proxied calls queued for these traces are written (or ``timeout`` passes)."""
+    with _written:
+        _written.wait_for(lambda: not any(trace_id in _queued for trace_id in trace_ids), timeout)

@@ -85,9 +85,7 @@ async def relay(call: Call, url: str, headers: dict[str, str], streamed: bool) -
         call.finish()
         if call.api.recorded:
             _answered(call, _json(body))
-            # Written before the client has its answer, so events a client sends next (tool spans
-            # through the SDK) come after this call on the trace.
-            await asyncio.shield(record_soon(call))
+            record_soon(call)
         response = HttpResponse(body, status=upstream.status_code)
     for name, value in passed_headers:
         response[name] = value
@@ -108,17 +106,16 @@ def _answered(call: Call, response: dict | None) -> None:
 
 async def _stream(upstream: httpx.Response, call: Call, reassembly: Reassembly) -> AsyncIterator[bytes]:
     parser = SSEParser()
-    recording = None
+    recorded = False
     try:
         async for chunk in upstream.aiter_raw():
             call.add_chunk(chunk)
             for sse in parser.feed(chunk):
                 reassembly.feed(sse)
-            if reassembly.done and recording is None:
-                # Recorded before the last chunk is passed on, for the same reason as a plain call;
-                # shielded because the OpenAI SDK hangs up as soon as it has read "[DONE]".
-                recording = _record_stream(call, reassembly, interrupted=False)
-                await asyncio.shield(recording)
+            if reassembly.done and not recorded:
+                # Queued before the end marker is passed on: the OpenAI SDK hangs up as soon as it
+                # has read "[DONE]", and Django then cancels this generator.
+                recorded = _record_stream(call, reassembly, interrupted=False)
             yield chunk
         for sse in parser.close():
             reassembly.feed(sse)
@@ -126,7 +123,7 @@ async def _stream(upstream: httpx.Response, call: Call, reassembly: Reassembly) 
         call.error = f"The upstream stream failed: {exc!r}"
         log.warning("upstream stream for trace %s failed: %r", call.trace_id, exc)
     finally:
-        if recording is None:
+        if not recorded:
             # The upstream stream ended without its end marker, failed, or the client hung up.
             _record_stream(call, reassembly, interrupted=call.error is not None or not _exhausted(upstream))
         _in_background(upstream.aclose())
@@ -136,8 +133,9 @@ def _exhausted(upstream: httpx.Response) -> bool:
     return upstream.is_stream_consumed and upstream.is_closed
 
 
-def _record_stream(call: Call, reassembly: Reassembly, interrupted: bool) -> asyncio.Future:
+def _record_stream(call: Call, reassembly: Reassembly, interrupted: bool) -> bool:
     call.finish()
     call.interrupted = interrupted
     _answered(call, reassembly.response())
-    return record_soon(call)
+    record_soon(call)
+    return True
