@@ -239,9 +239,9 @@ class FakeUpstream:
         return {"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model", "created": 1, "owned_by": "openai"}]}
 
     def _models_anthropic(self, body: dict) -> dict:
-        return {"data": [{"type": "model", "id": "claude-sonnet-4-5", "display_name": "Claude Sonnet 4.5",
-                          "created_at": "2025-09-29T00:00:00Z"}], "has_more": False, "first_id": "claude-sonnet-4-5",
-                "last_id": "claude-sonnet-4-5"}
+        return {"data": [{"type": "model", "id": "claude-sonnet-4-6", "display_name": "Claude Sonnet 4.6",
+                          "created_at": "2025-09-29T00:00:00Z"}], "has_more": False, "first_id": "claude-sonnet-4-6",
+                "last_id": "claude-sonnet-4-6"}
 
     # --- Anthropic ----------------------------------------------------------------------------
 
