@@ -27,10 +27,6 @@ def usage(raw: dict[str, Any] | None) -> dict[str, int] | None:
     return mapped or None
 
 
-def _system_text(system: Any) -> str | None:
-    return text_of(system) or None
-
-
 def _tools(tools: Any) -> list[dict[str, Any]] | None:
     if not isinstance(tools, list):
         return None
@@ -45,14 +41,20 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
     return [block for block in content if isinstance(block, dict)] if isinstance(content, list) else []
 
 
-class Messages(Api):
+class AnthropicApi(Api):
     provider = PROVIDER
+
+    def error_body(self, kind: str, message: str) -> dict[str, Any]:
+        return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+class Messages(AnthropicApi):
     _skip = ("messages", "system", "tools", "model")
 
     def request_events(self, body: dict[str, Any]) -> list[PartialEvent]:
         messages = body.get("messages") or []
         kind = "tool_result" if self.tool_results(body) else "user_message"
-        metadata = present(model=body.get("model"), provider=PROVIDER, systemPrompt=_system_text(body.get("system")),
+        metadata = present(model=body.get("model"), provider=PROVIDER, systemPrompt=text_of(body.get("system")) or None,
                            tools=_tools(body.get("tools")), params=params(body, self._skip))
         return [event(kind, {"messages": messages}, metadata)]
 
@@ -98,9 +100,6 @@ class Messages(Api):
             return []
         return [(block.get("tool_use_id"), block.get("content"))
                 for block in _blocks(last.get("content")) if block.get("type") == "tool_result"]
-
-    def error_body(self, kind: str, message: str) -> dict[str, Any]:
-        return {"type": "error", "error": {"type": kind, "message": message}}
 
 
 def _entries(role: str, content: Any) -> list[str]:
@@ -170,13 +169,10 @@ class MessageStream(Reassembly):
         return {**self.message, "content": [self.blocks[index] for index in sorted(self.blocks)]}
 
 
-MESSAGES = Messages()
-
-
-class CountTokens(Messages):
-    """``messages/count_tokens``: relayed unrecorded."""
+class Passthrough(AnthropicApi):
+    """Routes relayed unrecorded (``messages/count_tokens``, the model list)."""
 
     recorded = False
 
 
-COUNT_TOKENS = CountTokens()
+MESSAGES, PASSTHROUGH = Messages(), Passthrough()

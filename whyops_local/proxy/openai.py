@@ -48,12 +48,14 @@ def _request_metadata(body: dict[str, Any], system: str | None, skip: tuple[str,
                    tools=_tools(body.get("tools")), params=params(body, skip))
 
 
-def _error_body(kind: str, message: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": kind, "param": None, "code": kind}}
-
-
-class ChatCompletions(Api):
+class OpenAIApi(Api):
     provider = PROVIDER
+
+    def error_body(self, kind: str, message: str) -> dict[str, Any]:
+        return {"error": {"message": message, "type": kind, "param": None, "code": kind}}
+
+
+class ChatCompletions(OpenAIApi):
     _skip = ("messages", "tools", "model")
 
     def request_events(self, body: dict[str, Any]) -> list[PartialEvent]:
@@ -90,10 +92,6 @@ class ChatCompletions(Api):
                 break
             results.append((message.get("tool_call_id"), message.get("content")))
         return results[::-1]
-
-    def error_body(self, kind: str, message: str) -> dict[str, Any]:
-        return _error_body(kind, message)
-
 
 def _chat_entry(message: dict[str, Any]) -> str:
     calls = [call.get("id") for call in message.get("tool_calls") or [] if isinstance(call, dict)]
@@ -146,8 +144,7 @@ class ChatStream(Reassembly):
         return {**self.head, "object": "chat.completion", "choices": [choice], "usage": self.usage}
 
 
-class Responses(Api):
-    provider = PROVIDER
+class Responses(OpenAIApi):
     _skip = ("input", "instructions", "tools", "model")
 
     def request_events(self, body: dict[str, Any]) -> list[PartialEvent]:
@@ -195,10 +192,6 @@ class Responses(Api):
 
     def previous_id(self, body: dict[str, Any]) -> str | None:
         return body.get("previous_response_id")
-
-    def error_body(self, kind: str, message: str) -> dict[str, Any]:
-        return _error_body(kind, message)
-
 
 def _input_items(body: dict[str, Any]) -> list[Any]:
     given = body.get("input")
@@ -254,8 +247,7 @@ class ResponsesStream(Reassembly):
         return {**self.started, "output": output}
 
 
-class Embeddings(Api):
-    provider = PROVIDER
+class Embeddings(OpenAIApi):
 
     def request_events(self, body: dict[str, Any]) -> list[PartialEvent]:
         given = body.get("input")
@@ -271,10 +263,6 @@ class Embeddings(Api):
                            usage=usage(response.get("usage")), latencyMs=latency_ms)
         return [event("embedding_response", content, metadata)]
 
-    def error_body(self, kind: str, message: str) -> dict[str, Any]:
-        return _error_body(kind, message)
-
-
 def _dimensions(embedding: Any) -> int:
     if isinstance(embedding, list):
         return len(embedding)
@@ -286,14 +274,10 @@ def _dimensions(embedding: Any) -> int:
     return 0
 
 
-class Passthrough(Api):
+class Passthrough(OpenAIApi):
     """Routes relayed unrecorded (the model list)."""
 
-    provider = PROVIDER
     recorded = False
 
-    def error_body(self, kind: str, message: str) -> dict[str, Any]:
-        return _error_body(kind, message)
 
-
-CHAT, RESPONSES, EMBEDDINGS, MODELS = ChatCompletions(), Responses(), Embeddings(), Passthrough()
+CHAT, RESPONSES, EMBEDDINGS, PASSTHROUGH = ChatCompletions(), Responses(), Embeddings(), Passthrough()

@@ -43,7 +43,7 @@ def _with_ids(response: HttpResponse, call: Call) -> HttpResponse:
     return response
 
 
-def error_response(call: Call, status: int, kind: str, message: str) -> HttpResponse:
+def _failure(call: Call, status: int, kind: str, message: str) -> HttpResponse:
     """A provider-shaped error of the proxy's own (upstream unreachable, too slow), recorded as such."""
     call.status, call.error = status, message
     call.response_body = json.dumps(call.api.error_body(kind, message)).encode()
@@ -62,23 +62,23 @@ async def relay(call: Call, url: str, headers: dict[str, str], streamed: bool) -
     try:
         upstream = await client.send(request, stream=True)
     except httpx.TimeoutException:
-        return error_response(call, 504, "timeout", f"The upstream {url} did not answer within {timeout:g} s")
+        return _failure(call, 504, "timeout", f"The upstream {url} did not answer within {timeout:g} s")
     except httpx.HTTPError as exc:
-        return error_response(call, 502, "upstream_unreachable", f"Could not reach the upstream {url}: {exc!r}")
+        return _failure(call, 502, "upstream_unreachable", f"Could not reach the upstream {url}: {exc!r}")
     call.ttfb_ms = call.elapsed_ms()
     call.status = upstream.status_code
     call.response_headers = redact(upstream.headers.multi_items())
     passed_headers = returned_headers(upstream.headers.multi_items())
-    reassembly = call.api.stream() if call.api.recorded else None
+    reassembly = call.api.stream()
     if upstream.headers.get("content-type", "").startswith("text/event-stream") and reassembly is not None:
         response = StreamingHttpResponse(_stream(upstream, call, reassembly), status=upstream.status_code)
     else:
         try:
             body = await asyncio.wait_for(upstream.aread(), timeout)
         except (TimeoutError, httpx.TimeoutException):
-            return error_response(call, 504, "timeout", f"The upstream {url} did not finish within {timeout:g} s")
+            return _failure(call, 504, "timeout", f"The upstream {url} did not finish within {timeout:g} s")
         except httpx.HTTPError as exc:
-            return error_response(call, 502, "upstream_unreachable", f"The upstream {url} failed: {exc!r}")
+            return _failure(call, 502, "upstream_unreachable", f"The upstream {url} failed: {exc!r}")
         finally:
             _in_background(upstream.aclose())
         call.response_body = body

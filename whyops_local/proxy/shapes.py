@@ -3,6 +3,8 @@
 import json
 from typing import Any
 
+from .sse import SSEEvent
+
 PartialEvent = dict[str, Any]  # eventType, content, metadata: the proxy adds trace, agent, time and span
 
 
@@ -64,6 +66,7 @@ class Api:
         return []
 
     def stream(self) -> "Reassembly | None":
+        """A reassembly for the API's streamed answers; None for APIs not streamed or not recorded."""
         return None
 
     def conversation(self, body: dict[str, Any]) -> list[str]:
@@ -91,7 +94,7 @@ class Reassembly:
 
     done = False  # the stream's own end marker was seen
 
-    def feed(self, sse: Any) -> None:
+    def feed(self, sse: SSEEvent) -> None:
         raise NotImplementedError
 
     def response(self) -> dict[str, Any]:

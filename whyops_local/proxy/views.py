@@ -29,10 +29,10 @@ class Route:
 CHAT = Route(openai.CHAT, "POST", "/chat/completions")
 RESPONSES = Route(openai.RESPONSES, "POST", "/responses")
 EMBEDDINGS = Route(openai.EMBEDDINGS, "POST", "/embeddings")
-MODELS = Route(openai.MODELS, "GET", "/models")
+MODELS = Route(openai.PASSTHROUGH, "GET", "/models")
 MESSAGES = Route(anthropic.MESSAGES, "POST", "/v1/messages")
-COUNT_TOKENS = Route(anthropic.COUNT_TOKENS, "POST", "/v1/messages/count_tokens")
-ANTHROPIC_MODELS = Route(anthropic.COUNT_TOKENS, "GET", "/v1/models")
+COUNT_TOKENS = Route(anthropic.PASSTHROUGH, "POST", "/v1/messages/count_tokens")
+ANTHROPIC_MODELS = Route(anthropic.PASSTHROUGH, "GET", "/v1/models")
 
 
 def _base_url(api: Api) -> str:
