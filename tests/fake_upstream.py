@@ -2,8 +2,8 @@
 
 Behaviour is picked by the request's model name, so real SDK clients can drive it:
 ``error-<status>`` answers that status with the provider's error body, ``slow-<seconds>`` waits before
-answering, ``gated`` streams its first chunk(s) and then waits for ``FakeUpstream.gate``, ``tools`` answers
-with tool calls. Every request is kept in ``requests`` and every answer's exact bytes in ``sent``.
+answering, ``gated`` streams its first chunk(s) and then waits for ``FakeUpstream.gate``, ``cut`` drops the
+connection in the middle of a stream, ``tools`` answers with tool calls. Every request is kept in ``requests`` and every answer's exact bytes in ``sent``.
 """
 
 import base64
@@ -104,7 +104,7 @@ class FakeUpstream:
             return self._send(handler, 404, json.dumps({"error": {"message": f"no route {path}"}}).encode())
         answer = routes[path](body or {})
         if isinstance(answer, list):
-            return self._stream(handler, answer, gated="gated" in model)
+            return self._stream(handler, answer, gated="gated" in model, cut="cut" in model)
         self._send(handler, 200, json.dumps(answer).encode(), {"x-request-id": f"req_{self.next_id()}"})
 
     def _send(self, handler: BaseHTTPRequestHandler, status: int, payload: bytes,
@@ -118,16 +118,19 @@ class FakeUpstream:
         self.sent.append(payload)
         handler.wfile.write(payload)
 
-    def _stream(self, handler: BaseHTTPRequestHandler, chunks: list[bytes], gated: bool) -> None:
+    def _stream(self, handler: BaseHTTPRequestHandler, chunks: list[bytes], gated: bool, cut: bool) -> None:
         handler.send_response(200)
         handler.send_header("content-type", "text/event-stream; charset=utf-8")
         handler.send_header("transfer-encoding", "chunked")
         handler.send_header("x-request-id", f"req_{self.next_id()}")
         handler.end_headers()
         # Kept up front: a client may have read it all before the final empty chunk is written.
-        self.sent.append(b"".join(chunks))
+        self.sent.append(b"".join(chunks[:2] if cut else chunks))
         try:
             for index, chunk in enumerate(chunks):
+                if cut and index == 2:
+                    handler.close_connection = True
+                    return
                 if index == self.gate_before and gated:
                     self.gate.wait(20)
                 elif index and self.chunk_delay:

@@ -83,3 +83,17 @@ def test_an_upstream_pointing_back_at_this_server_is_refused(tmp_path):
         answer = httpx.post(f"{server.proxy}/v1/chat/completions", json={"model": "gpt-4o", "messages": MESSAGES})
     assert answer.status_code == 502
     assert "points back at this server" in answer.json()["error"]["message"]
+
+
+def test_an_upstream_cutting_a_stream_ends_the_clients_there_and_leaves_an_interrupted_response(
+        proxied, fake, trace_id):
+    body = {"model": "gpt-4o-mini-cut", "messages": MESSAGES, "stream": True}
+    with httpx.stream("POST", f"{proxied.proxy}/v1/chat/completions", json=body,
+                      headers={"X-Trace-ID": trace_id}) as response:
+        received = b"".join(response.iter_raw())
+    assert received == fake.sent[-1]
+    trace = read_trace(proxied, trace_id, 3)
+    assert kinds(trace) == ["user_message", "llm_response", "error"]
+    assert trace["events"][1]["content"]["content"] == "Hello"
+    assert trace["events"][1]["metadata"]["interrupted"] is True
+    assert "stream failed" in trace["events"][2]["content"]["message"]

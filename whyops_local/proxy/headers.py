@@ -8,7 +8,8 @@ HOP_BY_HOP = frozenset({
 })
 # Ours, not the provider's.
 WHYOPS = frozenset({"x-agent-name", "x-trace-id", "x-thread-id", "x-external-user-id"})
-# Upstream is asked for identity encoding so the bytes relayed are the bytes parsed and stored.
+# Upstream is asked for identity encoding so the bytes relayed are the bytes parsed and stored; a
+# body encoded anyway is relayed decoded, hence no Content-Encoding back.
 NOT_FORWARDED = HOP_BY_HOP | WHYOPS | {"accept-encoding", "cookie"}
 NOT_RETURNED = HOP_BY_HOP | {"content-encoding", "date", "server"}
 CREDENTIALS = frozenset({"authorization", "x-api-key", "api-key", "cookie", "set-cookie", "x-goog-api-key"})

@@ -108,7 +108,7 @@ async def _stream(upstream: httpx.Response, call: Call, reassembly: Reassembly) 
     parser = SSEParser()
     recorded = False
     try:
-        async for chunk in upstream.aiter_raw():
+        async for chunk in upstream.aiter_bytes():
             call.add_chunk(chunk)
             for sse in parser.feed(chunk):
                 reassembly.feed(sse)
@@ -121,6 +121,8 @@ async def _stream(upstream: httpx.Response, call: Call, reassembly: Reassembly) 
             reassembly.feed(sse)
     except httpx.HTTPError as exc:
         call.error = f"The upstream stream failed: {exc!r}"
+        # ASGI cannot cut the client's connection, and raising would make the server append an
+        # error page to the stream: the client's stream just ends where upstream's did.
         log.warning("upstream stream for trace %s failed: %r", call.trace_id, exc)
     finally:
         if not recorded:
