@@ -3,7 +3,8 @@
 Behaviour is picked by the request's model name, so real SDK clients can drive it:
 ``error-<status>`` answers that status with the provider's error body, ``slow-<seconds>`` waits before
 answering, ``gated`` streams its first chunk(s) and then waits for ``FakeUpstream.gate``, ``cut`` drops the
-connection in the middle of a stream, ``tools`` answers with tool calls. Every request is kept in ``requests`` and every answer's exact bytes in ``sent``.
+connection in the middle of a stream, ``tools`` answers with tool calls. Every request is kept in
+``requests`` and every answer's exact bytes in ``sent``.
 """
 
 import base64
@@ -12,7 +13,7 @@ import re
 import struct
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 

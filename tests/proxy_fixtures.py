@@ -1,7 +1,5 @@
-"""Fixtures for the proxy tests: a fake upstream and a live whyops-local server proxying to it.
-
-Test modules import the fixtures they use (``from .proxy_fixtures import fake, proxied``).
-"""
+"""Fixtures for the proxy tests (a pytest plugin, see conftest): a fake upstream and a live
+whyops-local server proxying to it, and helpers to read what was recorded."""
 
 import time
 import uuid

@@ -3,7 +3,7 @@
 import anthropic
 import httpx
 
-from .proxy_fixtures import fake, fake_upstream, kinds, proxied, read_trace, trace_id  # noqa: F401
+from .proxy_fixtures import kinds, read_trace
 
 MESSAGES = [{"role": "user", "content": "weather in Paris?"}]
 THINKING = {"type": "enabled", "budget_tokens": 1024}

@@ -5,7 +5,7 @@ import httpx
 import openai
 import pytest
 
-from .proxy_fixtures import fake, fake_upstream, proxied, read_trace, trace_id  # noqa: F401
+from .proxy_fixtures import read_trace
 from .servers import run_server
 
 MESSAGES = [{"role": "user", "content": "hi"}]

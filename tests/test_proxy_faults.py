@@ -5,7 +5,7 @@ import httpx
 import openai
 import pytest
 
-from .proxy_fixtures import fake, fake_upstream, kinds, proxied, read_trace, trace_id  # noqa: F401
+from .proxy_fixtures import kinds, read_trace
 from .servers import free_port, run_server
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -63,7 +63,7 @@ def test_a_slow_upstream_gives_an_anthropic_shaped_504(broken, fake, trace_id, s
     with pytest.raises(anthropic.APIStatusError) as raised:
         api.messages.create(model="claude-slow-1.5", max_tokens=10, messages=MESSAGES, stream=stream)
     assert raised.value.status_code == 504
-    assert raised.value.body == {"type": "error", "error": {"type": "timeout", "message": raised.value.body["error"]["message"]}}
+    assert raised.value.body["type"] == "error" and raised.value.body["error"]["type"] == "timeout"
     assert kinds(read_trace(broken, trace_id, 2)) == ["user_message", "error"]
 
 

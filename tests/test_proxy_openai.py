@@ -4,7 +4,7 @@ import httpx
 import openai
 import pytest
 
-from .proxy_fixtures import fake, fake_upstream, kinds, proxied, read_trace, trace_id  # noqa: F401
+from .proxy_fixtures import kinds, read_trace
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
 

@@ -2,7 +2,7 @@
 
 import httpx
 
-from .proxy_fixtures import fake, fake_upstream, proxied, read_trace, trace_id  # noqa: F401
+from .proxy_fixtures import read_trace
 
 BODY = {"model": "gpt-4o-mini-gated", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 

@@ -6,7 +6,7 @@ import openai
 import pytest
 from whyops import WhyOps
 
-from .proxy_fixtures import fake, fake_upstream, kinds, proxied, read_trace, trace_id  # noqa: F401
+from .proxy_fixtures import kinds, read_trace
 
 QUESTION = [{"role": "system", "content": "You check the weather."}, {"role": "user", "content": "Paris?"}]
 

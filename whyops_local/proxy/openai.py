@@ -69,8 +69,10 @@ class ChatCompletions(OpenAIApi):
     def response_events(self, body: dict[str, Any], response: dict[str, Any], latency_ms: float) -> list[PartialEvent]:
         choice = (response.get("choices") or [{}])[0]
         message = choice.get("message") or {}
-        calls = [{"id": call.get("id"), "function": call.get("function") or {}} for call in message.get("tool_calls") or []]
-        content = present(content=message.get("content"), toolCalls=calls or None, finishReason=choice.get("finish_reason"))
+        calls = [{"id": call.get("id"), "function": call.get("function") or {}}
+                 for call in message.get("tool_calls") or []]
+        content = present(content=message.get("content"), toolCalls=calls or None,
+                          finishReason=choice.get("finish_reason"))
         metadata = present(model=response.get("model") or body.get("model"), provider=PROVIDER,
                            usage=usage(response.get("usage")), latencyMs=latency_ms)
         return [event("llm_response", content, metadata)]

@@ -1,6 +1,7 @@
 """The WhyOps event shapes both provider mappings produce, and the helpers they share (pure)."""
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from .sse import SSEEvent
@@ -30,7 +31,7 @@ def text_of(content: Any) -> str:
     return ""
 
 
-def entry(role: str, text: str, calls: list[str] = (), result_for: str | None = None) -> str:
+def entry(role: str, text: str, calls: Sequence[str] = (), result_for: str | None = None) -> str:
     """One message reduced to what a client echoes back unchanged, for matching histories.
 
     Tool arguments are left out: some clients re-serialise them (key order, spacing) when they resend.

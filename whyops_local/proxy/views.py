@@ -70,7 +70,8 @@ async def proxy(request: HttpRequest, route: Route) -> HttpResponse:
     body = json_or_none(raw) if route.method == "POST" else None
     if route.method == "POST" and not isinstance(body, dict):
         return _refusal(api, 400, "invalid_request_error", "The request body is not a JSON object")
-    url = _base_url(api) + route.upstream_path + (f"?{request.META['QUERY_STRING']}" if request.META.get("QUERY_STRING") else "")
+    query = request.META.get("QUERY_STRING")
+    url = _base_url(api) + route.upstream_path + (f"?{query}" if query else "")
     if _points_here(url, request):
         variable = "WHYOPS_ANTHROPIC_BASE_URL" if api.provider == anthropic.PROVIDER else "WHYOPS_OPENAI_BASE_URL"
         return _refusal(api, 502, "proxy_loop", f"{variable}={_base_url(api)} points back at this server; "
