@@ -97,3 +97,11 @@ def test_an_upstream_cutting_a_stream_ends_the_clients_there_and_leaves_an_inter
     assert trace["events"][1]["content"]["content"] == "Hello"
     assert trace["events"][1]["metadata"]["interrupted"] is True
     assert "stream failed" in trace["events"][2]["content"]["message"]
+
+
+def test_a_trace_id_too_long_to_store_is_refused_before_calling_upstream(proxied, fake):
+    before = len(fake.requests)
+    answer = httpx.post(f"{proxied.proxy}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MESSAGES},
+                        headers={"X-Trace-ID": "t" * 129})
+    assert answer.status_code == 400
+    assert len(fake.requests) == before

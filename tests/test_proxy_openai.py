@@ -116,3 +116,16 @@ def test_routes_answer_with_and_without_v1(proxied, fake, trace_id, base):
     api = openai.OpenAI(base_url=proxied.url + base, api_key="sk-x", default_headers={"X-Trace-ID": trace_id})
     assert api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES).choices[0].message.content
     assert fake.requests[-1].path == "/v1/chat/completions"
+
+
+def test_a_doubled_slash_from_a_base_url_ending_in_slash_is_tolerated(proxied, fake, trace_id):
+    answer = httpx.post(f"{proxied.url}/proxy//v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MESSAGES},
+                        headers={"X-Trace-ID": trace_id})
+    assert answer.status_code == 200 and answer.content == fake.sent[-1]
+
+
+def test_agent_registration_still_answers_on_the_proxy_base_url(proxied):
+    answer = httpx.post(f"{proxied.proxy}/v1/agents/init",
+                        json={"agentName": "registered", "metadata": {"systemPrompt": "sys", "tools": []}})
+    assert answer.status_code in (200, 201)
+    assert answer.json()["versionHash"] == "b2639e885c7f4daca9d6a14ec612bb5a"
