@@ -61,3 +61,11 @@ def test_the_servers_keys_replace_the_clients_and_whyops_api_key_is_required(key
     assert refused.status_code == 401
     stored = stored_bytes(keyed)
     assert b"SERVER" not in stored and b"whyops-local-key" not in stored
+
+
+def test_a_web_page_of_another_site_cannot_use_the_proxy(proxied, fake):
+    before = len(fake.requests)
+    answer = httpx.post(f"{proxied.proxy}/v1/chat/completions", content=b'{"model": "gpt-4o-mini", "messages": []}',
+                        headers={"Origin": "https://evil.example", "Content-Type": "text/plain"})
+    assert answer.status_code == 403
+    assert len(fake.requests) == before
