@@ -2,6 +2,7 @@
 
 import anthropic
 import httpx
+import pytest
 
 from .proxy_fixtures import kinds, read_trace
 
@@ -55,6 +56,9 @@ def test_streamed_bytes_reach_the_client_byte_for_byte(proxied, fake, trace_id):
         received = b"".join(response.iter_raw())
     assert received == fake.sent[-1]
     assert b"event: message_stop" in received
+    response = read_trace(proxied, trace_id, 2)["events"][1]
+    # 1-hour cache writes (30 of the 50) are priced at their own, higher rate
+    assert response["costUsd"] == pytest.approx(0.000585)
 
 
 async def test_the_async_client_works_plain_and_streamed(proxied, fake, trace_id):
