@@ -89,12 +89,19 @@ def test_a_streamed_anthropic_conversation_without_headers_stays_on_one_trace(pr
     assert trace["spans"][0]["results"] == {"output": "sunny"}
 
 
-def test_a_responses_call_continuing_a_previous_response_joins_its_trace(proxied, fake):
+def test_a_responses_call_continuing_a_previous_response_joins_its_trace_with_tool_spans(proxied, fake):
     api = openai.OpenAI(base_url=f"{proxied.proxy}/v1", api_key="sk-x")
-    first = api.responses.with_raw_response.create(model="gpt-4.1", input="hi")
-    second = api.responses.with_raw_response.create(model="gpt-4.1", input="more",
-                                                    previous_response_id=first.parse().id)
-    assert second.headers["X-Trace-ID"] == first.headers["X-Trace-ID"]
+    first = api.responses.with_raw_response.create(model="gpt-4.1-tools", input="weather in Paris?")
+    call = first.parse().output[-1]
+    assert call.type == "function_call"
+    second = api.responses.with_raw_response.create(
+        model="gpt-4.1", previous_response_id=first.parse().id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": '{"sky": "sunny"}'}])
+    trace_id = first.headers["X-Trace-ID"]
+    assert second.headers["X-Trace-ID"] == trace_id
+    trace = read_trace(proxied, trace_id, 8)
+    assert kinds(trace)[3:6] == ["tool_call_request", "tool_call_response", "tool_result"]
+    assert trace["spans"][0]["results"] == {"sky": "sunny"}
 
 
 def test_thread_id_and_external_user_headers_are_honoured(proxied, fake, trace_id):
