@@ -1,21 +1,26 @@
 """Storing a proxied call: its raw exchange and its WhyOps events, in one transaction.
 
-Calls are written after the client has its answer (storage is not on the latency path), on one
-dedicated thread: in the order they finished, whatever happens to the request that made them (a
-client that hangs up must not lose its call). SDK events for a trace wait for that trace's queued
-calls (``wait_for_calls``), so a tool span sent after a proxied answer comes after it on the trace.
+Calls are written after the client has its answer, by one writer process: in the order they
+finished, whatever happens to the request that made them (a client that hangs up must not lose its
+call). A process rather than a thread because a write is milliseconds of ORM work that, in the
+server's process, would hold the GIL while the next call waits to be relayed. SDK events for a
+trace wait for that trace's queued calls (``wait_for_calls``), so a tool span sent after a proxied
+answer comes after it on the trace.
 """
 
 import codecs
 import logging
+import multiprocessing
 import threading
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 
 from ..models import Event, Exchange
@@ -25,9 +30,6 @@ from . import threads
 from .shapes import Api
 
 log = logging.getLogger(__name__)
-
-_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whyops-proxy-record")
-
 
 @dataclass
 class Call:
@@ -63,6 +65,7 @@ class Call:
 
     def finish(self) -> None:
         self.total_ms = self.elapsed_ms()
+        self._decoder = None  # done with, and it cannot be pickled for the writer
         if self.chunks is not None:
             self.response_body = "".join(text for _, text in self.chunks).encode()
 
@@ -109,7 +112,7 @@ def _tool_spans(call: Call) -> list[dict[str, Any]]:
 
 def record(call: Call) -> None:
     if connection.vendor != "sqlite":
-        # A long-lived thread must not keep a server connection that went stale; SQLite's cannot,
+        # A long-lived process must not keep a server connection that went stale; SQLite's cannot,
         # and reopening it on every call would double the cost of a write.
         close_old_connections()
     items = [EventIn.model_validate({**e, "traceId": call.trace_id, "agentName": call.agent}) for e in _events(call)]
@@ -126,25 +129,40 @@ def record(call: Call) -> None:
 
 _queued = Counter()  # trace id -> calls queued for the writer and not yet written
 _written = threading.Condition()
+_writer: ProcessPoolExecutor | None = None
+
+
+def _start_writer() -> ProcessPoolExecutor:
+    from . import writer
+
+    # Spawned, not forked: forking a server with running threads is unsafe.
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=writer.setup, initargs=(settings.DATABASES,))
 
 
 def record_soon(call: Call) -> None:
+    global _writer
     with _written:
         _queued[call.trace_id] += 1
-    _writer.submit(_write, call)
-
-
-def _write(call: Call) -> None:
     try:
-        record(call)
-    except Exception:
-        log.exception("could not record the proxied call %s %s (trace %s)", call.method, call.path, call.trace_id)
-    finally:
-        with _written:
-            _queued[call.trace_id] -= 1
-            if not _queued[call.trace_id]:
-                del _queued[call.trace_id]
-            _written.notify_all()
+        _writer = _writer or _start_writer()
+        future = _writer.submit(record, call)
+    except BrokenProcessPool:  # the writer died; the next one takes over
+        log.error("the proxy's writer process died; starting another")
+        _writer = _start_writer()
+        future = _writer.submit(record, call)
+    future.add_done_callback(lambda done: _written_one(call, done))
+
+
+def _written_one(call: Call, done: Future) -> None:
+    if done.exception() is not None:
+        log.error("could not record the proxied call %s %s (trace %s): %r",
+                  call.method, call.path, call.trace_id, done.exception())
+    with _written:
+        _queued[call.trace_id] -= 1
+        if not _queued[call.trace_id]:
+            del _queued[call.trace_id]
+        _written.notify_all()
 
 
 def wait_for_calls(trace_ids: set[str], timeout: float = 10) -> None:
