@@ -1,5 +1,10 @@
 """Upstream errors pass through unchanged; unreachable or slow upstreams give provider-shaped errors."""
 
+import os
+import signal
+import time
+from pathlib import Path
+
 import anthropic
 import httpx
 import openai
@@ -105,3 +110,23 @@ def test_a_trace_id_too_long_to_store_is_refused_before_calling_upstream(proxied
                         headers={"X-Trace-ID": "t" * 129})
     assert answer.status_code == 400
     assert len(fake.requests) == before
+
+
+def _writer_pids(server) -> list[int]:
+    pids = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+    return [int(pid) for pid in pids
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            and b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+def test_a_dead_recording_process_is_replaced(fake_upstream, fake, tmp_path, trace_id):
+    with run_server(tmp_path, env={"WHYOPS_OPENAI_BASE_URL": fake_upstream.url + "/v1"}) as server:
+        api = openai.OpenAI(base_url=f"{server.proxy}/v1", api_key="sk-x", default_headers={"X-Trace-ID": trace_id})
+        api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        read_trace(server, trace_id, 2)
+        [writer] = _writer_pids(server)
+        os.kill(writer, signal.SIGKILL)
+        time.sleep(0.5)  # the pool notices its worker is gone
+        api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert len(read_trace(server, trace_id, 4, timeout=15)["events"]) == 4
+        assert _writer_pids(server) != [writer]
