@@ -26,7 +26,7 @@ from django.db import close_old_connections, connection, transaction
 from ..models import Event, Exchange
 from ..store import record_events
 from ..validation import EventIn
-from . import threads
+from . import threads, writer
 from .shapes import Api
 
 log = logging.getLogger(__name__)
@@ -133,8 +133,6 @@ _writer: ProcessPoolExecutor | None = None
 
 
 def _start_writer() -> ProcessPoolExecutor:
-    from . import writer
-
     # Spawned, not forked: forking a server with running threads is unsafe.
     return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                initializer=writer.setup, initargs=(settings.DATABASES,))

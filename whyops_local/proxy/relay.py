@@ -3,7 +3,7 @@
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 import httpx
 from django.http import HttpResponse, StreamingHttpResponse
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 conversations = Conversations(config.CONVERSATIONS_KEPT)
 _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
-_closing: set[asyncio.Task] = set()
+_background: set[asyncio.Task] = set()  # kept referenced until done
 
 
 def _client() -> httpx.AsyncClient:
@@ -31,10 +31,10 @@ def _client() -> httpx.AsyncClient:
     return _clients[loop]
 
 
-def _in_background(awaitable) -> None:
+def _in_background(awaitable: Awaitable) -> None:
     task = asyncio.ensure_future(awaitable)
-    _closing.add(task)
-    task.add_done_callback(_closing.discard)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 def _with_ids(response: HttpResponse, call: Call) -> HttpResponse:
