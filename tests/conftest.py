@@ -2,6 +2,8 @@ import pytest
 
 from .servers import run_server
 
+pytest_plugins = ["tests.proxy_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):

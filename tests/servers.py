@@ -23,7 +23,7 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30) -> N
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}: {process.stdout.read()}")
+            raise RuntimeError(f"server exited with {process.returncode}: {Path(process.stdout.name).read_text()}")
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
@@ -44,14 +44,16 @@ class RunningServer:
 @contextmanager
 def run_server(data_dir: Path, env: dict[str, str] | None = None, port: int | None = None):
     port = port or free_port()
+    log = (data_dir / f"server-{port}.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
         cwd=ROOT,
+        # The app's own settings: pytest-django exports tests.settings, which would pick another data dir.
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "whyops_local.settings", "WHYOPS_DATA_DIR": str(data_dir),
              "PYTHONUNBUFFERED": "1", **(env or {})},
-        stdout=subprocess.PIPE,
+        # A file, not a pipe nobody reads: a full pipe would block the server on its next log line.
+        stdout=log,
         stderr=subprocess.STDOUT,
-        text=True,
     )
     try:
         wait_until_up(f"http://127.0.0.1:{port}/api/health", process)
@@ -62,3 +64,4 @@ def run_server(data_dir: Path, env: dict[str, str] | None = None, port: int | No
             process.wait(10)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()

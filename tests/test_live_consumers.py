@@ -92,10 +92,13 @@ async def test_other_origins_may_not_listen(origin):
     await communicator.disconnect()
 
 
-async def test_an_unknown_trace_closes_the_socket():
-    communicator = WebsocketCommunicator(application, "/ws/traces/nope", headers=ORIGIN)
-    connected, code = await communicator.connect()
-    assert not connected and code == 4404
+async def test_a_page_may_listen_to_a_trace_before_its_first_event():
+    ws = await connect("/ws/traces/not yet/there")
+    try:
+        (saved,) = await send(event("not yet/there"))
+        assert (await ws.receive_json_from(timeout=2))["seq"] == saved["id"]
+    finally:
+        await ws.disconnect()
 
 
 async def test_catching_up_after_a_missed_stretch(client):

@@ -4,11 +4,9 @@ A consumer only relays its group's messages (see live.py); a page that (re)conne
 over the read API (``?after=<seq>``), so nothing here keeps state.
 """
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from .live import TRACE_LIST_GROUP, trace_group
-from .models import Trace
 
 
 class _RelayConsumer(AsyncJsonWebsocketConsumer):
@@ -18,17 +16,17 @@ class _RelayConsumer(AsyncJsonWebsocketConsumer):
         self.group = group
         await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        await self.send_json({"type": "hello", "group": group})
+        await self.send_json({"type": "hello"})
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "group", None):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def event_new(self, message: dict) -> None:
+    async def relay(self, message: dict) -> None:
         await self.send_json(message)
 
-    async def trace_update(self, message: dict) -> None:
-        await self.send_json(message)
+    # Channels calls the handler named after the message type ("event.new" -> event_new).
+    event_new = trace_update = stream_state = relay
 
 
 class TraceListConsumer(_RelayConsumer):
@@ -36,16 +34,6 @@ class TraceListConsumer(_RelayConsumer):
         await self.join(TRACE_LIST_GROUP)
 
 
-@database_sync_to_async
-def _trace_pk(trace_id: str) -> int | None:
-    return Trace.objects.filter(trace_id=trace_id).values_list("pk", flat=True).first()
-
-
 class TraceConsumer(_RelayConsumer):
     async def connect(self) -> None:
-        trace_id = self.scope["url_route"]["kwargs"]["trace_id"]
-        pk = await _trace_pk(trace_id)
-        if pk is None:
-            await self.close(code=4404)
-            return
-        await self.join(trace_group(pk))
+        await self.join(trace_group(self.scope["url_route"]["kwargs"]["trace_id"]))

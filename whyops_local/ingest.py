@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
+from .proxy.record import calls_written
 from .store import EventsJob
 from .validation import Invalid, parse_events
 from .writer import write_events
@@ -53,6 +54,7 @@ async def ingest(body: bytes, headers: Mapping[str, str]) -> tuple[int, Any]:
         events, is_array = parse_events(body)
     except Invalid as exc:
         return exc.status, exc.to_dict()
+    await calls_written({event.traceId for event in events})  # proxied calls made earlier come first
     saved = await write_events(EventsJob(events, user=headers.get("x-external-user-id") or None))
     answer = [result.to_dict() for result in saved]
     return 201, answer if is_array else answer[0]

@@ -1,43 +1,86 @@
 """What the open pages hear about: one channel group for the trace list, one per trace.
 
-Messages carry ``seq``, the event's id (increasing with every stored event), so a page that
+Event messages carry ``seq``, the event's id (increasing with every stored event), so a page that
 reconnects asks the read API for what came after the last ``seq`` it saw and ignores repeats.
-Messages are built on the writer thread right after commit (building them may read the
-database) and sent from the event loop.
+Messages are built right after commit, where the database may be read (the writer thread, or the
+proxy's writer process), and sent from the server's event loop.
 """
 
+import asyncio
+import hashlib
+import logging
+from collections import Counter
 from typing import Any
 
 from channels.layers import get_channel_layer
 
 from .store import Saved
 
+log = logging.getLogger(__name__)
 TRACE_LIST_GROUP = "traces"
+Message = tuple[str, dict[str, Any]]
+
+# Proxied streams running in this process, by trace id: the pages show them as "in progress".
+streams_in_progress: Counter[str] = Counter()
+_sending: set[asyncio.Task] = set()  # kept referenced until sent
 
 
-def trace_group(trace_pk: int) -> str:
-    # Group names must be short ASCII; trace ids are arbitrary strings, their row ids are not.
-    return f"trace-{trace_pk}"
+def trace_group(trace_id: str) -> str:
+    # Group names must be short ASCII, and trace ids are any string; a page can join the group of a
+    # trace before its first event is stored (a stream that is still running).
+    return "trace." + hashlib.sha256(trace_id.encode()).hexdigest()[:40]
 
 
-def messages_for(saved: list[Saved]) -> list[tuple[str, dict[str, Any]]]:
+def messages_for(saved: list[Saved]) -> list[Message]:
     """The (group, message) pairs announcing a request's newly stored events and their traces."""
-    messages: list[tuple[str, dict[str, Any]]] = []
-    traces = {}
+    messages: list[Message] = []
+    newest: dict[int, tuple[Any, int]] = {}
     for result in saved:
         if result.status != "saved":
             continue
         event = result.event
-        traces[event.trace_id] = (event.trace, max(event.pk, traces.get(event.trace_id, (None, 0))[1]))
-        messages.append((trace_group(event.trace_id), {"type": "event.new", "seq": event.pk, "event": event.to_dict()}))
-    for trace, seq in traces.values():
+        trace = event.trace
+        newest[trace.pk] = (trace, max(event.pk, newest.get(trace.pk, (None, 0))[1]))
+        messages.append((trace_group(trace.trace_id), {"type": "event.new", "seq": event.pk, "event": event.to_dict()}))
+    for trace, seq in newest.values():
         update = {"type": "trace.update", "seq": seq, "trace": trace.summary_dict()}
         messages.append((TRACE_LIST_GROUP, update))
-        messages.append((trace_group(trace.pk), update))
+        messages.append((trace_group(trace.trace_id), update))
     return messages
 
 
-async def publish(messages: list[tuple[str, dict[str, Any]]]) -> None:
+def stream_messages(trace_id: str, running: bool) -> list[Message]:
+    """A proxied stream on ``trace_id`` started (``running``) or ended."""
+    message = {"type": "stream.state", "traceId": trace_id, "running": running}
+    return [(TRACE_LIST_GROUP, message), (trace_group(trace_id), message)]
+
+
+async def publish(messages: list[Message]) -> None:
     layer = get_channel_layer()
     for group, message in messages:
         await layer.group_send(group, message)
+
+
+def publish_soon(messages: list[Message]) -> None:
+    """Send from the running event loop without waiting; a failure is logged, never raised."""
+    async def send() -> None:
+        try:
+            await publish(messages)
+        except Exception:  # say, Redis went away: what is stored stays stored
+            log.exception("could not publish live updates")
+
+    task = asyncio.ensure_future(send())
+    _sending.add(task)
+    task.add_done_callback(_sending.discard)
+
+
+def stream_started(trace_id: str) -> None:
+    streams_in_progress[trace_id] += 1
+    publish_soon(stream_messages(trace_id, running=True))
+
+
+def stream_ended(trace_id: str) -> None:
+    streams_in_progress[trace_id] -= 1
+    if streams_in_progress[trace_id] <= 0:
+        del streams_in_progress[trace_id]
+    publish_soon(stream_messages(trace_id, running=trace_id in streams_in_progress))

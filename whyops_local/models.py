@@ -152,6 +152,24 @@ class Exchange(models.Model):
     total_ms = models.FloatField(null=True)
     interrupted = models.BooleanField(default=False)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.pk,
+            "provider": self.provider,
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "requestHeaders": self.request_headers,
+            "requestBody": self.request_body,
+            "responseHeaders": self.response_headers,
+            "responseBody": self.response_body,
+            "chunks": self.chunks,
+            "startedAt": iso(self.started_at),
+            "ttfbMs": self.ttfb_ms,
+            "totalMs": self.total_ms,
+            "interrupted": self.interrupted,
+        }
+
 
 class Event(models.Model):
     SOURCE_SDK = "sdk"

@@ -28,7 +28,9 @@ REQUIRED_METADATA = {
     "tool_call_request": ("tool",),
     "tool_call_response": ("tool",),
 }
-USAGE_FIELDS = ("promptTokens", "completionTokens", "totalTokens", "cacheReadTokens", "cacheCreationTokens")
+# cacheCreation1hTokens: the part of cacheCreationTokens written for an hour (priced higher by Anthropic).
+USAGE_FIELDS = ("promptTokens", "completionTokens", "totalTokens", "cacheReadTokens", "cacheCreationTokens",
+                "cacheCreation1hTokens")
 
 
 class Invalid(Exception):
@@ -100,6 +102,7 @@ class UsageIn(BaseModel):
     totalTokens: int | None = Field(None, ge=0)
     cacheReadTokens: int | None = Field(None, ge=0)
     cacheCreationTokens: int | None = Field(None, ge=0)
+    cacheCreation1hTokens: int | None = Field(None, ge=0)
 
 
 class EventIn(BaseModel):

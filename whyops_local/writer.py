@@ -148,8 +148,5 @@ async def write_events(job: EventsJob) -> list[Saved]:
         if isinstance(outcome, Exception):
             raise outcome
     saved, messages = outcome
-    try:
-        await live.publish(messages)
-    except Exception:  # say, Redis went away: the events are stored all the same
-        log.exception("could not publish live updates")
+    live.publish_soon(messages)
     return saved

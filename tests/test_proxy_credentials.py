@@ -1,0 +1,71 @@
+"""Credentials: the right one goes upstream, none is ever stored; provider headers are forwarded."""
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from .proxy_fixtures import read_trace
+from .servers import run_server
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def stored_bytes(server) -> bytes:
+    files = [server.sqlite_path, server.sqlite_path.with_name(server.sqlite_path.name + "-wal")]
+    return b"".join(path.read_bytes() for path in files if path.exists())
+
+
+def test_the_clients_own_key_goes_upstream_and_is_never_stored(proxied, fake, trace_id):
+    openai_key, anthropic_key = "sk-proj-SECRET-openai-0123456789", "sk-ant-SECRET-anthropic-0123456789"
+    api = openai.OpenAI(base_url=f"{proxied.proxy}/v1", api_key=openai_key, organization="org-1", project="proj-1",
+                        default_headers={"X-Trace-ID": trace_id, "X-Agent-Name": "creds"})
+    api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    sent = fake.requests[-1].headers
+    assert sent["authorization"] == f"Bearer {openai_key}"
+    assert (sent["openai-organization"], sent["openai-project"]) == ("org-1", "proj-1")
+    assert not {"x-trace-id", "x-agent-name"} & set(sent)
+    claude = anthropic.Anthropic(base_url=proxied.proxy, api_key=anthropic_key,
+                                 default_headers={"X-Trace-ID": trace_id, "anthropic-beta": "context-1m-2025-08-07"})
+    with claude.messages.stream(model="claude-sonnet-4-6", max_tokens=10, messages=MESSAGES) as stream:
+        stream.until_done()
+    sent = fake.requests[-1].headers
+    # current Anthropic SDKs send the key as a bearer token, older ones as x-api-key
+    assert anthropic_key in (sent.get("x-api-key"), sent.get("authorization", "").removeprefix("Bearer "))
+    assert sent["anthropic-beta"] == "context-1m-2025-08-07" and sent["anthropic-version"]
+    assert len(read_trace(proxied, trace_id, 4)["events"]) == 4
+    stored = stored_bytes(proxied)
+    assert b"SECRET" not in stored
+    assert b"[redacted]" in stored
+
+
+@pytest.fixture(scope="module")
+def keyed(fake_upstream, tmp_path_factory):
+    env = {"WHYOPS_OPENAI_BASE_URL": fake_upstream.url + "/v1", "WHYOPS_ANTHROPIC_BASE_URL": fake_upstream.url,
+           "OPENAI_API_KEY": "sk-SERVER-openai", "ANTHROPIC_API_KEY": "sk-SERVER-anthropic",
+           "WHYOPS_API_KEY": "whyops-local-key"}
+    with run_server(tmp_path_factory.mktemp("whyops-keyed"), env=env) as running:
+        yield running
+
+
+def test_the_servers_keys_replace_the_clients_and_whyops_api_key_is_required(keyed, fake, trace_id):
+    api = openai.OpenAI(base_url=f"{keyed.proxy}/v1", api_key="whyops-local-key", default_headers={"X-Trace-ID": trace_id})
+    api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert fake.requests[-1].headers["authorization"] == "Bearer sk-SERVER-openai"
+    claude = anthropic.Anthropic(base_url=keyed.proxy, api_key="whyops-local-key")
+    claude.messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=MESSAGES)
+    assert fake.requests[-1].headers["x-api-key"] == "sk-SERVER-anthropic"
+    assert "authorization" not in fake.requests[-1].headers
+    refused = httpx.post(f"{keyed.proxy}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MESSAGES},
+                         headers={"Authorization": "Bearer wrong"})
+    assert refused.status_code == 401
+    stored = stored_bytes(keyed)
+    assert b"SERVER" not in stored and b"whyops-local-key" not in stored
+
+
+def test_a_web_page_of_another_site_cannot_use_the_proxy(proxied, fake):
+    before = len(fake.requests)
+    answer = httpx.post(f"{proxied.proxy}/v1/chat/completions", content=b'{"model": "gpt-4o-mini", "messages": []}',
+                        headers={"Origin": "https://evil.example", "Content-Type": "text/plain"})
+    assert answer.status_code == 403
+    assert len(fake.requests) == before

@@ -1,0 +1,77 @@
+"""Pure trace matching by message history, and tool spans between two calls."""
+
+from datetime import datetime, timedelta, timezone
+
+from whyops_local.proxy import anthropic, openai
+from whyops_local.proxy.threads import Conversations, tool_spans
+
+FIRST = {"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "weather?"}]}
+ANSWER = {"choices": [{"message": {"role": "assistant", "content": None, "tool_calls": [
+    {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]}}]}
+# What the OpenAI SDK sends back: the answer's message dumped, with its extra fields.
+ECHOED = {"role": "assistant", "content": None, "refusal": None, "annotations": [], "tool_calls": [
+    {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]}
+SECOND = {"messages": [*FIRST["messages"], ECHOED, {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]}
+
+
+def remembered(agent="a") -> Conversations:
+    index = Conversations(limit=100)
+    index.remember(agent, openai.CHAT.conversation(FIRST) + openai.CHAT.answer(ANSWER), "trace-1")
+    return index
+
+
+def test_a_request_continuing_an_earlier_history_finds_its_trace():
+    assert remembered().find("a", openai.CHAT.conversation(SECOND)) == "trace-1"
+
+
+def test_a_new_conversation_with_the_same_opening_does_not():
+    assert remembered().find("a", openai.CHAT.conversation(FIRST)) is None
+
+
+def test_histories_are_kept_apart_per_agent():
+    assert remembered("a").find("b", openai.CHAT.conversation(SECOND)) is None
+
+
+def test_a_response_id_continued_explicitly_finds_its_trace():
+    index = Conversations(limit=100)
+    index.remember("a", [], "trace-9", response_id="resp_1")
+    assert index.find("a", [], previous_id="resp_1") == "trace-9"
+
+
+def test_the_oldest_histories_are_forgotten_past_the_limit():
+    index = Conversations(limit=1)
+    index.remember("a", ["x"], "old")
+    index.remember("a", ["y"], "new")
+    assert index.find("a", ["x", "more"]) is None
+    assert index.find("a", ["y", "more"]) == "new"
+
+
+def test_anthropic_histories_match_with_thinking_left_out():
+    first = {"system": "sys", "messages": [{"role": "user", "content": "weather?"}]}
+    answer = {"content": [{"type": "thinking", "thinking": "hm", "signature": "s"},
+                          {"type": "tool_use", "id": "t1", "name": "get_weather", "input": {"city": "Paris"}}]}
+    second = {"system": "sys", "messages": [*first["messages"], {"role": "assistant", "content": answer["content"]},
+                                            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+                                                                          "content": "sunny"}]}]}
+    index = Conversations(limit=10)
+    index.remember("a", anthropic.MESSAGES.conversation(first) + anthropic.MESSAGES.answer(answer), "trace-2")
+    assert index.find("a", anthropic.MESSAGES.conversation(second)) == "trace-2"
+
+
+def test_tool_calls_are_paired_with_their_results_into_spans_with_latency():
+    asked = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    calls = ANSWER["choices"][0]["message"]["tool_calls"]
+    request, response = tool_spans(calls, [("c1", '{"sky": "sunny"}')], asked, asked + timedelta(milliseconds=250))
+    assert (request["eventType"], response["eventType"]) == ("tool_call_request", "tool_call_response")
+    assert request["spanId"] == response["spanId"]
+    assert request["metadata"] == {"tool": "get_weather"}
+    assert request["content"]["toolCalls"] == [{"id": "c1", "name": "get_weather", "arguments": {"city": "Paris"}}]
+    assert response["content"]["toolResults"] == {"sky": "sunny"}
+    assert response["metadata"]["latencyMs"] == 250
+
+
+def test_results_for_unknown_calls_and_tools_the_sdk_recorded_give_no_span():
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    calls = ANSWER["choices"][0]["message"]["tool_calls"]
+    assert tool_spans(calls, [("other", "x")], now, now) == []
+    assert tool_spans(calls, [("c1", "x")], now, now, skip_tools={"get_weather"}) == []

@@ -1,0 +1,1 @@
+"""The logging proxy for OpenAI and Anthropic clients (protocol section 5)."""

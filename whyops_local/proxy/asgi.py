@@ -1,0 +1,42 @@
+"""Serving the proxy routes with a lean Django handler, beside the full one for everything else.
+
+Through the full handler every call pays for the page middleware (each ``MiddlewareMixin`` runs its
+hooks on a worker thread in async mode: two thread hops per middleware) and for a fresh
+thread-sensitive executor. That is several milliseconds per call on a small machine, more than the
+proxy may add. The proxy views are async, CSRF-exempt and touch the database only from their own
+writer thread, so they need none of it.
+"""
+
+import re
+
+from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.exception import convert_exception_to_response
+
+_SLASHES = re.compile(r"/{2,}")
+# Served by the full handler: agent registration is a synchronous database view.
+_FULL_HANDLER_SUFFIXES = ("/agents/init",)
+
+
+class ProxyHandler(ASGIHandler):
+    def load_middleware(self, is_async: bool = False) -> None:
+        self._view_middleware = []
+        self._template_response_middleware = []
+        self._exception_middleware = []
+        self._middleware_chain = convert_exception_to_response(self._get_response_async)
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.handle(scope, receive, send)
+
+
+def with_lean_proxy(django_app):
+    """An ASGI app sending proxy calls to a ``ProxyHandler`` and the rest to ``django_app``."""
+    proxy_app = ProxyHandler()
+
+    async def app(scope, receive, send) -> None:
+        # Collapse "//" as CollapseSlashesMiddleware does for the full handler (protocol section 1).
+        path = _SLASHES.sub("/", scope["path"])
+        if path.startswith("/proxy/") and not path.endswith(_FULL_HANDLER_SUFFIXES):
+            return await proxy_app({**scope, "path": path}, receive, send)
+        return await django_app(scope, receive, send)
+
+    return app

@@ -1,0 +1,285 @@
+"""OpenAI's chat completions, responses and embeddings APIs mapped to WhyOps events (pure).
+
+Usage keeps OpenAI's meaning: ``prompt_tokens`` include the cached ones, so ``cached_tokens`` becomes
+``cacheReadTokens`` as a subset, never added on top.
+"""
+
+import base64
+import json
+from typing import Any
+
+from .shapes import Api, PartialEvent, Reassembly, entry, event, json_or_none, params, present, text_of
+from .sse import SSEEvent
+
+PROVIDER = "openai"
+
+
+def usage(raw: dict[str, Any] | None) -> dict[str, int] | None:
+    if not isinstance(raw, dict):
+        return None
+    details = raw.get("prompt_tokens_details") or raw.get("input_tokens_details") or {}
+    mapped = {
+        "promptTokens": raw.get("prompt_tokens", raw.get("input_tokens")),
+        "completionTokens": raw.get("completion_tokens", raw.get("output_tokens")),
+        "totalTokens": raw.get("total_tokens"),
+        "cacheReadTokens": details.get("cached_tokens"),
+    }
+    return {key: value for key, value in mapped.items() if isinstance(value, int)} or None
+
+
+def _tools(tools: Any) -> list[dict[str, Any]] | None:
+    """Request tools in the agent-version shape (``inputSchema`` as a JSON string)."""
+    if not isinstance(tools, list):
+        return None
+    shaped = []
+    for tool in tools:
+        if not isinstance(tool, dict):
+            continue
+        spec = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+        name = spec.get("name") or tool.get("type") or "tool"
+        schema = spec.get("parameters")
+        shaped.append(present(name=name, description=spec.get("description"),
+                              inputSchema=json.dumps(schema) if schema is not None else None))
+    return shaped
+
+
+def _request_metadata(body: dict[str, Any], system: str | None, skip: tuple[str, ...]) -> dict[str, Any]:
+    return present(model=body.get("model"), provider=PROVIDER, systemPrompt=system or None,
+                   tools=_tools(body.get("tools")), params=params(body, skip))
+
+
+class OpenAIApi(Api):
+    provider = PROVIDER
+
+    def error_body(self, kind: str, message: str) -> dict[str, Any]:
+        return {"error": {"message": message, "type": kind, "param": None, "code": kind}}
+
+
+class ChatCompletions(OpenAIApi):
+    _skip = ("messages", "tools", "model")
+
+    def request_events(self, body: dict[str, Any]) -> list[PartialEvent]:
+        messages = body.get("messages") or []
+        system = "\n\n".join(text_of(m.get("content")) for m in messages
+                             if isinstance(m, dict) and m.get("role") in ("system", "developer"))
+        last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+        kind = "tool_result" if last.get("role") == "tool" else "user_message"
+        return [event(kind, {"messages": messages}, _request_metadata(body, system, self._skip))]
+
+    def response_events(self, body: dict[str, Any], response: dict[str, Any], latency_ms: float) -> list[PartialEvent]:
+        choice = (response.get("choices") or [{}])[0]
+        message = choice.get("message") or {}
+        calls = [{"id": call.get("id"), "function": call.get("function") or {}}
+                 for call in message.get("tool_calls") or []]
+        content = present(content=message.get("content"), toolCalls=calls or None,
+                          finishReason=choice.get("finish_reason"))
+        metadata = present(model=response.get("model") or body.get("model"), provider=PROVIDER,
+                           usage=usage(response.get("usage")), latencyMs=latency_ms)
+        return [event("llm_response", content, metadata)]
+
+    def stream(self) -> "ChatStream":
+        return ChatStream()
+
+    def conversation(self, body: dict[str, Any]) -> list[str]:
+        return [_chat_entry(m) for m in body.get("messages") or [] if isinstance(m, dict)]
+
+    def answer(self, response: dict[str, Any]) -> list[str]:
+        choice = (response.get("choices") or [{}])[0]
+        return [_chat_entry({"role": "assistant", **(choice.get("message") or {})})]
+
+    def tool_results(self, body: dict[str, Any]) -> list[tuple[str, Any]]:
+        results = []
+        for message in reversed(body.get("messages") or []):
+            if not isinstance(message, dict) or message.get("role") != "tool":
+                break
+            results.append((message.get("tool_call_id"), message.get("content")))
+        return results[::-1]
+
+def _chat_entry(message: dict[str, Any]) -> str:
+    calls = [call.get("id") for call in message.get("tool_calls") or [] if isinstance(call, dict)]
+    return entry(message.get("role") or "", text_of(message.get("content")), calls, message.get("tool_call_id"))
+
+
+class ChatStream(Reassembly):
+    """Chat completion chunks merged into one completion: text joined, tool calls merged by index."""
+
+    def __init__(self) -> None:
+        self.head: dict[str, Any] = {}
+        self.text: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.finish: str | None = None
+        self.usage: dict[str, Any] | None = None
+
+    def feed(self, sse: SSEEvent) -> None:
+        if sse.data == "[DONE]":
+            self.done = True
+            return
+        chunk = json_or_none(sse.data)
+        if not isinstance(chunk, dict):
+            return
+        for key in ("id", "object", "created", "model", "system_fingerprint"):
+            if key in chunk and key not in self.head:
+                self.head[key] = chunk[key]
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            if choice.get("index", 0) == 0:
+                self._delta(choice.get("delta") or {})
+                self.finish = choice.get("finish_reason") or self.finish
+
+    def _delta(self, delta: dict[str, Any]) -> None:
+        if delta.get("content"):
+            self.text.append(delta["content"])
+        for part in delta.get("tool_calls") or []:
+            call = self.calls.setdefault(part.get("index", 0), {"id": None, "type": "function",
+                                                               "function": {"name": "", "arguments": ""}})
+            function = part.get("function") or {}
+            call["id"] = part.get("id") or call["id"]
+            call["function"]["name"] = function.get("name") or call["function"]["name"]
+            call["function"]["arguments"] += function.get("arguments") or ""
+
+    def response(self) -> dict[str, Any]:
+        message = {"role": "assistant", "content": "".join(self.text) if self.text or not self.calls else None}
+        if self.calls:
+            message["tool_calls"] = [self.calls[index] for index in sorted(self.calls)]
+        choice = {"index": 0, "message": message, "finish_reason": self.finish}
+        return {**self.head, "object": "chat.completion", "choices": [choice], "usage": self.usage}
+
+
+class Responses(OpenAIApi):
+    _skip = ("input", "instructions", "tools", "model")
+
+    def request_events(self, body: dict[str, Any]) -> list[PartialEvent]:
+        items = _input_items(body)
+        last = items[-1] if items and isinstance(items[-1], dict) else {}
+        kind = "tool_result" if last.get("type") == "function_call_output" else "user_message"
+        instructions = body.get("instructions") if isinstance(body.get("instructions"), str) else None
+        return [event(kind, {"messages": items}, _request_metadata(body, instructions, self._skip))]
+
+    def response_events(self, body: dict[str, Any], response: dict[str, Any], latency_ms: float) -> list[PartialEvent]:
+        events, texts, calls = [], [], []
+        for item in response.get("output") or []:
+            kind = item.get("type")
+            if kind == "reasoning":
+                summary = "".join(part.get("text") or "" for part in item.get("summary") or [])
+                if summary:
+                    events.append(event("llm_thinking", {"type": "thinking", "thinking": summary}))
+            elif kind == "message":
+                texts.append(text_of(item.get("content")))
+            elif kind == "function_call":
+                calls.append({"id": item.get("call_id"), "function": {"name": item.get("name"),
+                                                                      "arguments": item.get("arguments")}})
+        finish = (response.get("incomplete_details") or {}).get("reason") or response.get("status")
+        content = present(content="".join(texts) if texts else None, toolCalls=calls or None, finishReason=finish)
+        metadata = present(model=response.get("model") or body.get("model"), provider=PROVIDER,
+                           usage=usage(response.get("usage")), latencyMs=latency_ms)
+        return [*events, event("llm_response", content, metadata)]
+
+    def stream(self) -> "ResponsesStream":
+        return ResponsesStream()
+
+    def conversation(self, body: dict[str, Any]) -> list[str]:
+        return [e for e in map(_responses_entry, _input_items(body)) if e]
+
+    def answer(self, response: dict[str, Any]) -> list[str]:
+        return [e for e in map(_responses_entry, response.get("output") or []) if e]
+
+    def tool_results(self, body: dict[str, Any]) -> list[tuple[str, Any]]:
+        results = []
+        for item in reversed(_input_items(body)):
+            if not isinstance(item, dict) or item.get("type") != "function_call_output":
+                break
+            results.append((item.get("call_id"), item.get("output")))
+        return results[::-1]
+
+    def previous_id(self, body: dict[str, Any]) -> str | None:
+        return body.get("previous_response_id")
+
+def _input_items(body: dict[str, Any]) -> list[Any]:
+    given = body.get("input")
+    if isinstance(given, str):
+        return [{"role": "user", "content": given}]
+    return given if isinstance(given, list) else []
+
+
+def _responses_entry(item: Any) -> str | None:
+    if not isinstance(item, dict):
+        return None
+    kind = item.get("type", "message")
+    if kind == "message":
+        return entry(item.get("role") or "", text_of(item.get("content")))
+    if kind == "function_call":
+        return entry("assistant", "", [item.get("call_id")])
+    if kind == "function_call_output":
+        return entry("tool", text_of(item.get("output")), result_for=item.get("call_id"))
+    return None  # reasoning and other items are not always echoed back
+
+
+class ResponsesStream(Reassembly):
+    """The final ``response.completed`` object; for a cut stream, what arrived of the output."""
+
+    def __init__(self) -> None:
+        self.final: dict[str, Any] | None = None
+        self.started: dict[str, Any] = {}
+        self.items: list[dict[str, Any]] = []
+        self.text: list[str] = []
+
+    def feed(self, sse: SSEEvent) -> None:
+        data = json_or_none(sse.data)
+        if not isinstance(data, dict):
+            return
+        kind = data.get("type") or sse.event
+        if kind in ("response.completed", "response.incomplete", "response.failed"):
+            self.final = data.get("response") or {}
+            self.done = True
+        elif kind == "response.created":
+            self.started = data.get("response") or {}
+        elif kind == "response.output_item.done":
+            self.items.append(data.get("item") or {})
+        elif kind == "response.output_text.delta":
+            self.text.append(data.get("delta") or "")
+
+    def response(self) -> dict[str, Any]:
+        if self.final is not None:
+            return self.final
+        output = list(self.items)
+        if self.text and not any(item.get("type") == "message" for item in output):
+            output.append({"type": "message", "role": "assistant",
+                           "content": [{"type": "output_text", "text": "".join(self.text)}]})
+        return {**self.started, "output": output}
+
+
+class Embeddings(OpenAIApi):
+
+    def request_events(self, body: dict[str, Any]) -> list[PartialEvent]:
+        given = body.get("input")
+        inputs = [given] if isinstance(given, str) else given
+        return [event("embedding_request", {"input": inputs}, present(model=body.get("model"), provider=PROVIDER))]
+
+    def response_events(self, body: dict[str, Any], response: dict[str, Any], latency_ms: float) -> list[PartialEvent]:
+        data = response.get("data") or []
+        content = {"object": response.get("object", "list"), "embeddingCount": len(data),
+                   "firstEmbeddingDimensions": _dimensions(data[0].get("embedding")) if data else 0,
+                   "encodingFormat": body.get("encoding_format") or "float"}
+        metadata = present(model=response.get("model") or body.get("model"), provider=PROVIDER,
+                           usage=usage(response.get("usage")), latencyMs=latency_ms)
+        return [event("embedding_response", content, metadata)]
+
+def _dimensions(embedding: Any) -> int:
+    if isinstance(embedding, list):
+        return len(embedding)
+    if isinstance(embedding, str):  # base64 of little-endian float32s, the SDKs' default encoding
+        try:
+            return len(base64.b64decode(embedding)) // 4
+        except ValueError:
+            return 0
+    return 0
+
+
+class Passthrough(OpenAIApi):
+    """Routes relayed unrecorded (the model list)."""
+
+    recorded = False
+
+
+CHAT, RESPONSES, EMBEDDINGS, PASSTHROUGH = ChatCompletions(), Responses(), Embeddings(), Passthrough()

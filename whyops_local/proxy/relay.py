@@ -1,0 +1,146 @@
+"""Relaying one call upstream with httpx, streamed bytes passed on as they arrive, and recording it."""
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable
+
+import httpx
+from django.http import HttpResponse, StreamingHttpResponse
+
+from .. import live
+from . import config
+from .headers import redact, returned_headers
+from .record import Call, record_soon
+from .shapes import Reassembly, json_or_none
+from .sse import SSEParser
+from .threads import Conversations
+
+log = logging.getLogger(__name__)
+
+conversations = Conversations(config.CONVERSATIONS_KEPT)
+_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+_background: set[asyncio.Task] = set()  # kept referenced until done
+
+
+def _client() -> httpx.AsyncClient:
+    # One pooled client per event loop: connections to the provider are reused across calls.
+    loop = asyncio.get_running_loop()
+    if loop not in _clients:
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=100)
+        _clients[loop] = httpx.AsyncClient(limits=limits, timeout=config.TIMEOUT, follow_redirects=False)
+    return _clients[loop]
+
+
+def _in_background(awaitable: Awaitable) -> None:
+    task = asyncio.ensure_future(awaitable)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+def _with_ids(response: HttpResponse, call: Call) -> HttpResponse:
+    response["X-Trace-ID"] = call.trace_id
+    response["X-Thread-ID"] = call.trace_id
+    return response
+
+
+def _failure(call: Call, status: int, kind: str, message: str) -> HttpResponse:
+    """A provider-shaped error of the proxy's own (upstream unreachable, too slow), recorded as such."""
+    call.status, call.error = status, message
+    call.response_body = json.dumps(call.api.error_body(kind, message)).encode()
+    call.finish()
+    if call.api.recorded:
+        record_soon(call)
+    return _with_ids(HttpResponse(call.response_body, status=status, content_type="application/json"), call)
+
+
+async def relay(call: Call, url: str, headers: dict[str, str], streamed: bool) -> HttpResponse:
+    timeout = config.STREAM_TIMEOUT if streamed else config.TIMEOUT
+    client = _client()
+    request = client.build_request(call.method, url, headers=headers,
+                                   content=call.request_body if call.method == "POST" else None,
+                                   timeout=httpx.Timeout(timeout, connect=min(timeout, 30)))
+    try:
+        upstream = await client.send(request, stream=True)
+    except httpx.TimeoutException:
+        return _failure(call, 504, "timeout", f"The upstream {url} did not answer within {timeout:g} s")
+    except httpx.HTTPError as exc:
+        return _failure(call, 502, "upstream_unreachable", f"Could not reach the upstream {url}: {exc!r}")
+    call.ttfb_ms = call.elapsed_ms()
+    call.status = upstream.status_code
+    call.response_headers = redact(upstream.headers.multi_items())
+    passed_headers = returned_headers(upstream.headers.multi_items())
+    reassembly = call.api.stream()
+    if upstream.headers.get("content-type", "").startswith("text/event-stream") and reassembly is not None:
+        response = StreamingHttpResponse(_stream(upstream, call, reassembly), status=upstream.status_code)
+    else:
+        try:
+            body = await asyncio.wait_for(upstream.aread(), timeout)
+        except (TimeoutError, httpx.TimeoutException):
+            return _failure(call, 504, "timeout", f"The upstream {url} did not finish within {timeout:g} s")
+        except httpx.HTTPError as exc:
+            return _failure(call, 502, "upstream_unreachable", f"The upstream {url} failed: {exc!r}")
+        finally:
+            _in_background(upstream.aclose())
+        call.response_body = body
+        call.finish()
+        if call.api.recorded:
+            _answered(call, _json(body))
+            record_soon(call)
+        response = HttpResponse(body, status=upstream.status_code)
+    for name, value in passed_headers:
+        response[name] = value
+    return _with_ids(response, call)
+
+
+def _json(body: bytes) -> dict | None:
+    data = json_or_none(body)
+    return data if isinstance(data, dict) else None
+
+
+def _answered(call: Call, response: dict | None) -> None:
+    call.response = response
+    if response is not None and call.status is not None and call.status < 300:
+        entries = call.api.conversation(call.body or {}) + call.api.answer(response)
+        conversations.remember(call.agent, entries, call.trace_id, response.get("id"))
+
+
+async def _stream(upstream: httpx.Response, call: Call, reassembly: Reassembly) -> AsyncIterator[bytes]:
+    parser = SSEParser()
+    recorded = False
+    live.stream_started(call.trace_id)
+    try:
+        async for chunk in upstream.aiter_bytes():
+            call.add_chunk(chunk)
+            for sse in parser.feed(chunk):
+                reassembly.feed(sse)
+            if reassembly.done and not recorded:
+                # Queued before the end marker is passed on: the OpenAI SDK hangs up as soon as it
+                # has read "[DONE]", and Django then cancels this generator.
+                recorded = _record_stream(call, reassembly, interrupted=False)
+            yield chunk
+        for sse in parser.close():
+            reassembly.feed(sse)
+    except httpx.HTTPError as exc:
+        call.error = f"The upstream stream failed: {exc!r}"
+        # ASGI cannot cut the client's connection, and raising would make the server append an
+        # error page to the stream: the client's stream just ends where upstream's did.
+        log.warning("upstream stream for trace %s failed: %r", call.trace_id, exc)
+    finally:
+        if not recorded:
+            # The upstream stream ended without its end marker, failed, or the client hung up.
+            _record_stream(call, reassembly, interrupted=call.error is not None or not _exhausted(upstream))
+        live.stream_ended(call.trace_id)
+        _in_background(upstream.aclose())
+
+
+def _exhausted(upstream: httpx.Response) -> bool:
+    return upstream.is_stream_consumed and upstream.is_closed
+
+
+def _record_stream(call: Call, reassembly: Reassembly, interrupted: bool) -> bool:
+    call.finish()
+    call.interrupted = interrupted
+    _answered(call, reassembly.response())
+    record_soon(call)
+    return True

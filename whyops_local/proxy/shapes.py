@@ -1,0 +1,102 @@
+"""The WhyOps event shapes both provider mappings produce, and the helpers they share (pure)."""
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from .sse import SSEEvent
+
+PartialEvent = dict[str, Any]  # eventType, content, metadata: the proxy adds trace, agent, time and span
+
+
+def event(kind: str, content: Any, metadata: dict[str, Any] | None = None) -> PartialEvent:
+    return {"eventType": kind, "content": content, "metadata": metadata or {}}
+
+
+def present(**fields: Any) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def params(body: dict[str, Any], skip: tuple[str, ...]) -> dict[str, Any]:
+    """The request's generation parameters: everything but the conversation, tools and model."""
+    return {key: value for key, value in body.items() if key not in skip}
+
+
+def text_of(content: Any) -> str:
+    """The text of a message content: a string, or the ``text`` of each part of a list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text") or "" for part in content if isinstance(part, dict))
+    return ""
+
+
+def entry(role: str, text: str, calls: Sequence[str] = (), result_for: str | None = None) -> str:
+    """One message reduced to what a client echoes back unchanged, for matching histories.
+
+    Tool arguments are left out: some clients re-serialise them (key order, spacing) when they resend.
+    """
+    return json.dumps([role, text, list(calls), result_for], ensure_ascii=False)
+
+
+def json_or_none(data: bytes | str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def arguments_object(arguments: Any) -> Any:
+    """Tool arguments as an object when they are a JSON string of one (how tool spans show them)."""
+    if isinstance(arguments, str):
+        parsed = json_or_none(arguments)
+        return parsed if parsed is not None else arguments
+    return arguments
+
+
+class Api:
+    """What the proxy needs to know about one provider API; the defaults suit an unrecorded route."""
+
+    provider = ""
+    recorded = True
+
+    def request_events(self, body: dict[str, Any]) -> list[PartialEvent]:
+        return []
+
+    def response_events(self, body: dict[str, Any], response: dict[str, Any], latency_ms: float) -> list[PartialEvent]:
+        return []
+
+    def stream(self) -> "Reassembly | None":
+        """A reassembly for the API's streamed answers; None for APIs not streamed or not recorded."""
+        return None
+
+    def conversation(self, body: dict[str, Any]) -> list[str]:
+        """The request's history as ``entry`` strings, to find the earlier call it continues."""
+        return []
+
+    def answer(self, response: dict[str, Any]) -> list[str]:
+        """The response as the ``entry`` strings the client will send back in its next history."""
+        return []
+
+    def tool_results(self, body: dict[str, Any]) -> list[tuple[str, Any]]:
+        """(tool call id, result) for the tool results that end the request's history."""
+        return []
+
+    def previous_id(self, body: dict[str, Any]) -> str | None:
+        """The id of the earlier response this request explicitly continues, if the API has one."""
+        return None
+
+    def error_body(self, kind: str, message: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class Reassembly:
+    """Rebuilds a response object from its stream's events, so streamed and plain calls map alike."""
+
+    done = False  # the stream's own end marker was seen
+
+    def feed(self, sse: SSEEvent) -> None:
+        raise NotImplementedError
+
+    def response(self) -> dict[str, Any]:
+        raise NotImplementedError

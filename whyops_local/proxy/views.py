@@ -1,0 +1,110 @@
+"""The proxy's routes: thin async views that pick the upstream, the trace and the credential."""
+
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from ..api import error_response, key_refusal, read_body
+from ..models import Exchange
+from ..validation import Invalid
+from . import anthropic, config, openai
+from .headers import redact, upstream_headers
+from .record import Call
+from .relay import conversations, relay
+from .shapes import Api, json_or_none
+
+
+@dataclass(frozen=True)
+class Route:
+    api: Api
+    method: str
+    upstream_path: str  # after the provider's base URL
+
+
+CHAT = Route(openai.CHAT, "POST", "/chat/completions")
+RESPONSES = Route(openai.RESPONSES, "POST", "/responses")
+EMBEDDINGS = Route(openai.EMBEDDINGS, "POST", "/embeddings")
+MODELS = Route(openai.PASSTHROUGH, "GET", "/models")
+MESSAGES = Route(anthropic.MESSAGES, "POST", "/v1/messages")
+COUNT_TOKENS = Route(anthropic.PASSTHROUGH, "POST", "/v1/messages/count_tokens")
+ANTHROPIC_MODELS = Route(anthropic.PASSTHROUGH, "GET", "/v1/models")
+
+
+def _base_url(api: Api) -> str:
+    return config.ANTHROPIC_BASE_URL if api.provider == anthropic.PROVIDER else config.OPENAI_BASE_URL
+
+
+def _server_key(api: Api) -> str | None:
+    return config.ANTHROPIC_API_KEY if api.provider == anthropic.PROVIDER else config.OPENAI_API_KEY
+
+
+def _points_here(url: str, request: HttpRequest) -> bool:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    here = {"127.0.0.1", "localhost", "::1", "0.0.0.0", request.get_host().rsplit(":", 1)[0].strip("[]").lower()}
+    return (parts.hostname or "").lower() in here and str(port) == str(request.META.get("SERVER_PORT"))
+
+
+def _from_another_site(request: HttpRequest) -> bool:
+    # Provider SDKs send no Origin; a browser does, on any cross-site POST. Without this check any web
+    # page could spend the server's provider key through a "simple" text/plain POST.
+    origin = request.headers.get("Origin")
+    return bool(origin) and urlsplit(origin).netloc != request.get_host()
+
+
+def _refusal(api: Api, status: int, kind: str, message: str) -> JsonResponse:
+    return JsonResponse(api.error_body(kind, message), status=status)
+
+
+@csrf_exempt
+async def proxy(request: HttpRequest, route: Route) -> HttpResponse:
+    if route is MODELS and "anthropic-version" in request.headers:
+        route = ANTHROPIC_MODELS  # both SDKs list models at /v1/models
+    api = route.api
+    if request.method != route.method:
+        return HttpResponseNotAllowed([route.method])
+    if refusal := key_refusal(request):
+        return refusal
+    if _from_another_site(request):
+        return _refusal(api, 403, "permission_error", "Proxy calls from web pages of other sites are refused")
+    try:
+        raw = read_body(request)
+    except Invalid as exc:
+        return _refusal(api, exc.status, "invalid_request_error", exc.error)
+    body = json_or_none(raw) if route.method == "POST" else None
+    if route.method == "POST" and not isinstance(body, dict):
+        return _refusal(api, 400, "invalid_request_error", "The request body is not a JSON object")
+    query = request.META.get("QUERY_STRING")
+    url = _base_url(api) + route.upstream_path + (f"?{query}" if query else "")
+    if _points_here(url, request):
+        variable = "WHYOPS_ANTHROPIC_BASE_URL" if api.provider == anthropic.PROVIDER else "WHYOPS_OPENAI_BASE_URL"
+        return _refusal(api, 502, "proxy_loop", f"{variable}={_base_url(api)} points back at this server; "
+                                                f"set it to the provider's API (or unset it for the default)")
+    agent = request.headers.get("X-Agent-Name") or "default"
+    trace_id = request.headers.get("X-Trace-ID") or request.headers.get("X-Thread-ID")
+    if trace_id and len(trace_id) > 128:
+        return _refusal(api, 400, "invalid_request_error", "X-Trace-ID is longer than 128 characters")
+    if not trace_id and api.recorded:
+        trace_id = conversations.find(agent, api.conversation(body), api.previous_id(body))
+    call = Call(
+        api=api, method=route.method, path=request.get_full_path(), trace_id=trace_id or str(uuid.uuid4()),
+        agent=agent[:255], user=request.headers.get("X-External-User-Id") or None,
+        request_headers=redact(request.headers.items()), request_body=raw, body=body, started_at=timezone.now(),
+    )
+    headers = upstream_headers(request.headers, api.provider, _server_key(api), settings.WHYOPS_API_KEY)
+    return await relay(call, url, headers, streamed=bool(body and body.get("stream")))
+
+
+def exchange(request: HttpRequest, pk: int) -> JsonResponse:
+    """The raw exchange behind a proxied event (its ``exchangeId``), credentials already redacted."""
+    if request.method != "GET":
+        return HttpResponseNotAllowed(["GET"])
+    found = Exchange.objects.filter(pk=pk).first()
+    if found is None:
+        return error_response(404, f"No exchange with id {pk}")
+    return JsonResponse(found.to_dict())
