@@ -92,3 +92,36 @@ def test_a_page_that_lost_its_connection_catches_up_on_what_it_missed(tmp_path, 
         sdk_for(again).trace(trace_id).error_sync("after reconnect")
         WebDriverWait(browser, 2).until(lambda d: graph_steps(d) == 4)
         WebDriverWait(browser, 2).until(lambda d: total(d, "eventCount") == "4")
+
+
+def test_a_running_proxied_stream_shows_as_in_progress_until_it_ends(proxied, fake, browser):
+    import threading
+
+    import httpx
+
+    trace_id = f"stream-{uuid.uuid4().hex[:8]}"
+    sdk_for(proxied).trace(trace_id).user_message_sync([{"role": "user", "content": "before the stream"}])
+    browser.get(f"{proxied.url}/traces/{trace_id}")
+    wait_ready(browser)
+    live(browser)
+    badge = "return !document.getElementById('stream-state').hidden"
+    assert browser.execute_script(badge) is False
+
+    body = {"model": "gpt-4o-mini-gated", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    streaming = threading.Thread(target=lambda: httpx.post(f"{proxied.proxy}/v1/chat/completions", json=body,
+                                                          headers={"X-Trace-ID": trace_id}, timeout=20))
+    streaming.start()
+    try:
+        WebDriverWait(browser, 3, poll_frequency=0.02).until(lambda d: d.execute_script(badge))
+        browser.get(f"{proxied.url}/")  # the list shows it too, and so does a freshly loaded page
+        WebDriverWait(browser, 3).until(lambda d: d.execute_script(
+            f"return !document.querySelector('tr[data-trace-id=\"{trace_id}\"] [data-stream-state]').hidden"))
+        browser.get(f"{proxied.url}/traces/{trace_id}")
+        wait_ready(browser)
+        live(browser)
+        assert browser.execute_script(badge)
+    finally:
+        fake.gate.set()
+        streaming.join(10)
+    WebDriverWait(browser, 3, poll_frequency=0.02).until(lambda d: not d.execute_script(badge))
+    WebDriverWait(browser, 3).until(lambda d: total(d, "llmCalls") == "1")

@@ -4,7 +4,7 @@ from typing import Any, Callable
 from django.conf import settings
 from django.http import HttpRequest
 
-from .. import pricing
+from .. import live, pricing
 from ..store import PRICED_EVENTS
 from ..totals import totals_by
 
@@ -36,6 +36,8 @@ def site_context(request: HttpRequest) -> dict[str, Any]:
         "price_data_version": pricing.PRICE_DATA_VERSION,
         "base_url": base,
         "api_key_required": bool(settings.WHYOPS_API_KEY),
+        # Proxied streams running in this process: their traces show "in progress".
+        "streaming": set(live.streams_in_progress),
     }
 
 

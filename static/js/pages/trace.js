@@ -122,7 +122,10 @@ const update = coalesce(async () => {
 });
 const traceId = document.getElementById("trace-id").textContent;
 connectLive(`/ws/traces/${encodeURIComponent(traceId).replaceAll("%2F", "/")}`, {
-  onMessage: (message) => { if (message.seq > lastSeq) update(); },
+  onMessage: (message) => {
+    if (message.type === "stream.state") document.getElementById("stream-state").hidden = !message.running;
+    else if (message.seq > lastSeq) update();
+  },
   onReconnect: update,
 });
 // For tests and bench/pages.py: the graph, timeline and handlers are in place.

@@ -32,7 +32,13 @@ const catchUp = coalesce(async () => {
 
 if (firstPage) {
   connectLive("/ws/traces/", {
-    onMessage: (message) => { if (message.seq > lastSeq) catchUp(); },
+    onMessage: (message) => {
+      if (message.type === "stream.state") {
+        for (const row of document.querySelectorAll("tr[data-trace-id]")) {
+          if (row.dataset.traceId === message.traceId) row.querySelector("[data-stream-state]").hidden = !message.running;
+        }
+      } else if (message.seq > lastSeq) catchUp();
+    },
     onReconnect: catchUp,
   });
 }
