@@ -159,7 +159,7 @@ class RowCache:
 
 
 def _existing(trace: Trace, key: str | None) -> Event | None:
-    if key is None or trace.pk is None:
+    if key is None:
         return None
     return Event.objects.filter(trace=trace, idempotency_key=key).first()
 

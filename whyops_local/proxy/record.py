@@ -173,13 +173,14 @@ def _written_one(call: Call, done: Future, loop: asyncio.AbstractEventLoop) -> N
 
 async def calls_written(trace_ids: set[str], timeout: float = 10) -> None:
     """Wait until the proxied calls queued for these traces are stored (or ``timeout`` passes)."""
+    def none_queued() -> bool:
+        return not any(trace_id in _queued for trace_id in trace_ids)
+
+    def wait() -> None:
+        with _written:
+            _written.wait_for(none_queued, timeout)
+
     with _written:
-        if not any(trace_id in _queued for trace_id in trace_ids):
+        if none_queued():  # the usual case: answered without a thread hop
             return
-    await asyncio.to_thread(wait_for_calls, trace_ids, timeout)
-
-
-def wait_for_calls(trace_ids: set[str], timeout: float = 10) -> None:
-    """Block until the proxied calls queued for these traces are written (or ``timeout`` passes)."""
-    with _written:
-        _written.wait_for(lambda: not any(trace_id in _queued for trace_id in trace_ids), timeout)
+    await asyncio.to_thread(wait)
