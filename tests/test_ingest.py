@@ -167,3 +167,18 @@ def test_with_a_server_key_ingest_needs_it_and_answers_401_not_5xx(client, setti
     settings.WHYOPS_API_KEY = "YOPS-secret"
     assert ingest(client, event()).status_code == 401
     assert ingest(client, event(), Authorization="Bearer YOPS-secret").status_code == 201
+
+
+def test_the_hot_path_sends_the_same_column_values_as_django_would(client):
+    from django.db import connection
+
+    from whyops_local.store import _EVENT_FIELDS, _TOTAL_FIELDS, _db_values
+
+    ingest(client, event("llm_response", spanId="s", externalUserId="u", idempotencyKey="k", stepId=3,
+                         timestamp="2026-01-01T00:00:00.5+02:00", content={"content": "é"},
+                         metadata={"model": "gpt-4o-mini", "provider": "openai", "latencyMs": 12,
+                                   "usage": {"promptTokens": 7}}))
+    stored, trace = Event.objects.get(), Trace.objects.get()
+    for fields, obj in ((_EVENT_FIELDS, stored), (_TOTAL_FIELDS, trace)):
+        assert _db_values(fields, [obj], connection) == [f.get_db_prep_save(getattr(obj, f.attname), connection)
+                                                         for f in fields]

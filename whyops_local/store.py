@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, models, transaction
 from django.utils import timezone
 
 from . import pricing
@@ -271,6 +271,17 @@ class EventsJob:
 # spent half of a request's writer time building the same statements again (profiled).
 _EVENT_FIELDS = [f for f in Event._meta.concrete_fields if not f.primary_key]
 _TOTAL_FIELDS = [Trace._meta.get_field(name) for name in _TRACE_TOTALS]
+# Columns whose database value is the validated Python value itself (str, int, float, bool, a
+# foreign key's id): their get_db_prep_save would only convert a value to its own type.
+_AS_IS = {models.CharField, models.BigIntegerField, models.PositiveIntegerField, models.PositiveSmallIntegerField,
+          models.FloatField, models.BooleanField, models.ForeignKey}
+
+
+def _db_values(fields: list, objects: list, db) -> list:
+    """The database values of ``fields`` of each of ``objects``, in order (what save() would send)."""
+    prepare = [(f.attname, None if type(f) in _AS_IS else f.get_db_prep_save) for f in fields]
+    return [getattr(obj, name) if convert is None else convert(getattr(obj, name), db)
+            for obj in objects for name, convert in prepare]
 
 
 def _db():
@@ -298,7 +309,7 @@ def _insert(events: list[Event]) -> None:
     with db.cursor() as cursor:
         for start in range(0, len(events), rows_per_statement):
             chunk = events[start:start + rows_per_statement]
-            params = [f.get_db_prep_save(getattr(e, f.attname), db) for e in chunk for f in _EVENT_FIELDS]
+            params = _db_values(_EVENT_FIELDS, chunk, db)
             cursor.execute(head + ", ".join([row] * len(chunk)) + tail, params)
             for event, (pk_value,) in zip(chunk, cursor.fetchall()):
                 event.pk = pk_value
@@ -310,7 +321,7 @@ def _save_totals(trace: Trace) -> None:
     db = _db()
     quote = db.ops.quote_name
     assignments = ", ".join(f"{quote(f.column)} = %s" for f in _TOTAL_FIELDS)
-    params = [f.get_db_prep_save(getattr(trace, f.attname), db) for f in _TOTAL_FIELDS]
+    params = _db_values(_TOTAL_FIELDS, [trace], db)
     with db.cursor() as cursor:
         cursor.execute(f"UPDATE {quote(Trace._meta.db_table)} SET {assignments} WHERE {quote(Trace._meta.pk.column)} = %s",
                        [*params, trace.pk])
