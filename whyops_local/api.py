@@ -100,6 +100,16 @@ def _decode_cursor(cursor: str) -> Q:
     return Q(last_event_at__lt=when) | Q(last_event_at=when, pk__lt=pk)
 
 
+def keyset_page(traces, limit: int, cursor: str = "") -> tuple[list[Trace], str | None]:
+    """Up to ``limit`` of ``traces`` (newest activity first) after ``cursor``, and the next page's cursor.
+
+    Raises ``Invalid`` for a cursor this API did not give out (shared with the list page)."""
+    if cursor:
+        traces = traces.filter(_decode_cursor(cursor))
+    rows = list(traces[: limit + 1])
+    return rows[:limit], (_encode_cursor(rows[limit - 1]) if len(rows) > limit else None)
+
+
 def filtered_traces(agent: str = "", user: str = "", model: str = "", q: str = "", has_error: bool | None = None,
                     changed_after: int | None = None):
     """Traces matching the list filters, newest activity first (shared with the pages), each with
@@ -131,15 +141,10 @@ def list_traces(request: HttpRequest, agent: str = "", user: str = "", model: st
     limit = max(1, min(limit, 500))
     traces = filtered_traces(agent, user, model, q, has_error, changed_after)
     try:
-        if cursor:
-            traces = traces.filter(_decode_cursor(cursor))
+        page, next_cursor = keyset_page(traces, limit, cursor)
     except Invalid as exc:
         return JsonResponse(exc.to_dict(), status=400)
-    page = list(traces[: limit + 1])
-    more = len(page) > limit
-    page = page[:limit]
-    return {"traces": [{**t.summary_dict(), "lastSeq": t.last_seq} for t in page],
-            "next": _encode_cursor(page[-1]) if more else None}
+    return {"traces": [{**t.summary_dict(), "lastSeq": t.last_seq} for t in page], "next": next_cursor}
 
 
 def trace_detail(trace: Trace, after: int | None = None) -> dict:

@@ -9,20 +9,19 @@ django-ninja view that documents it (and serves the Django test client).
 
 import hmac
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
+from .middleware import collapse_slashes
 from .proxy.record import calls_written
 from .store import EventsJob
 from .validation import Invalid, parse_events
 from .writer import write_events
 
 INGEST_PATH = "/api/events/ingest"
-_SLASHES = re.compile(r"/{2,}")
 
 
 def api_key_error(headers: Mapping[str, str]) -> str | None:
@@ -90,7 +89,7 @@ class IngestFastPath:
 
     async def __call__(self, scope, receive, send):
         if not (scope["type"] == "http" and scope["method"] == "POST"
-                and _SLASHES.sub("/", scope["path"]) == INGEST_PATH):
+                and collapse_slashes(scope["path"]) == INGEST_PATH):
             return await self.app(scope, receive, send)
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         host, _ = split_domain_port(headers.get("host", ""))

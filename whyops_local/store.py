@@ -266,9 +266,9 @@ class EventsJob:
     exchange: Exchange | None = None
 
 
-# The ingest hot path writes events and trace totals with statements built once, from the models'
-# own field lists and with their own per-field conversions (get_db_prep_save): Django's compilers
-# spent half of a request's writer time building the same statements again (profiled).
+# The ingest hot path writes events and trace totals with plain statements built from the models'
+# own field lists, with their own per-field conversions: Django's insert and update compilers spent
+# half of a request's writer time on them (profiled).
 _EVENT_FIELDS = [f for f in Event._meta.concrete_fields if not f.primary_key]
 _TOTAL_FIELDS = [Trace._meta.get_field(name) for name in _TRACE_TOTALS]
 # Columns whose database value is the validated Python value itself (str, int, float, bool, a

@@ -5,14 +5,14 @@ writers on separate connections wait for each other in its busy handler, which s
 of up to 100 ms: 8 concurrent clients measured under 100 events/s that way. One writer thread
 with one long-lived connection queues writes in memory instead; and since storing one event
 alone costs ~2 ms but ~0.2 ms inside a larger transaction (measured), the event writes waiting
-in the queue are stored together, each in a savepoint of its own (store.record_jobs).
+in the queue are stored together, each request still atomic on its own (store.record_jobs).
 """
 
 import asyncio
 import logging
 import queue
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -33,7 +33,7 @@ class _Task:
     future: asyncio.Future
     fn: Callable[[], Any] | None = None  # a write of its own, or:
     job: EventsJob | None = None  # events to store, grouped with others
-    size: int = field(default=0)
+    size: int = 0
 
 
 def _settle(task: _Task, outcome: Any) -> None:
@@ -138,7 +138,8 @@ async def write(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 
 async def write_events(job: EventsJob) -> list[Saved]:
-    """Store one request's events atomically; returns once they are committed and announced."""
+    """Store one request's events atomically; returns once they are committed (the live
+    announcement is sent from the event loop without waiting for it)."""
     if settings.WHYOPS_DEDICATED_WRITER:
         task = _task(job=job, size=len(job.items))
         _writer.submit(task)

@@ -7,12 +7,11 @@ proxy may add. The proxy views are async, CSRF-exempt and touch the database onl
 writer thread, so they need none of it.
 """
 
-import re
-
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
 
-_SLASHES = re.compile(r"/{2,}")
+from ..middleware import collapse_slashes
+
 # Served by the full handler: agent registration is a synchronous database view.
 _FULL_HANDLER_SUFFIXES = ("/agents/init",)
 
@@ -33,8 +32,7 @@ def with_lean_proxy(django_app):
     proxy_app = ProxyHandler()
 
     async def app(scope, receive, send) -> None:
-        # Collapse "//" as CollapseSlashesMiddleware does for the full handler (protocol section 1).
-        path = _SLASHES.sub("/", scope["path"])
+        path = collapse_slashes(scope["path"])
         if path.startswith("/proxy/") and not path.endswith(_FULL_HANDLER_SUFFIXES):
             return await proxy_app({**scope, "path": path}, receive, send)
         return await django_app(scope, receive, send)

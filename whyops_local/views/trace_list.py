@@ -3,7 +3,7 @@
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from ..api import _decode_cursor, _encode_cursor, filtered_traces
+from ..api import filtered_traces, keyset_page
 from ..models import Agent, Event, Trace
 from ..validation import Invalid
 from .common import page
@@ -34,21 +34,18 @@ def trace_list(request: HttpRequest) -> HttpResponse:
         # What the live list fetches when told of new events: the rows changed since it last looked.
         return render(request, "components/trace_row_list.html", {"traces": traces[:PAGE_SIZE]})
     bad_cursor = False
-    if cursor:
-        try:
-            traces = traces.filter(_decode_cursor(cursor))
-        except Invalid:
-            bad_cursor = True
-    page = list(traces[: PAGE_SIZE + 1])
-    more = len(page) > PAGE_SIZE
-    page = page[:PAGE_SIZE]
+    try:
+        page, next_cursor = keyset_page(traces, PAGE_SIZE, cursor)
+    except Invalid:
+        bad_cursor = True
+        page, next_cursor = keyset_page(traces, PAGE_SIZE)
     filtered = any(filters.values()) or bool(cursor)
     # The empty state is for a server nothing has talked to yet, not for a filter that matched nothing.
     empty = not page and not filtered and not Trace.objects.exists()
     return render(request, "traces/list.html", {
         "traces": page,
         "filters": filters,
-        "next_cursor": _encode_cursor(page[-1]) if more else None,
+        "next_cursor": next_cursor,
         "paged": bool(cursor),
         "bad_cursor": bad_cursor,
         "filtered": filtered,
