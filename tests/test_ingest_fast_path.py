@@ -59,3 +59,14 @@ async def test_an_unknown_host_is_refused_as_django_would():
     status, _ = await post(json.dumps(EVENT).encode(), host=b"evil.example")
     assert status == 400
     assert not await Event.objects.aexists()
+
+
+async def test_a_writer_that_stopped_mid_request_gets_a_503_the_client_can_retry(monkeypatch):
+    from whyops_local import writer
+
+    async def stopped(body, user):
+        raise writer.WriterStopped("the writer process stopped before answering")
+
+    monkeypatch.setattr(writer, "ingest", stopped)
+    status, answer = await post(json.dumps(EVENT).encode())
+    assert status == 503 and "writer process stopped" in answer["error"]

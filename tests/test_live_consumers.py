@@ -20,7 +20,7 @@ def event(trace="t1", event_type="user_message", **fields):
 async def send(*events):
     status, answer = await ingest(json.dumps(list(events)).encode(), {})
     assert status == 201, answer
-    return answer
+    return json.loads(answer)
 
 
 async def connect(path):
@@ -73,7 +73,7 @@ async def test_nothing_is_announced_when_the_commit_fails(monkeypatch):
     def failing_commit(jobs, cache=None):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("whyops_local.writer.record_jobs", failing_commit)
+    monkeypatch.setattr("whyops_local.write_tasks.record_jobs", failing_commit)
     ws = await connect("/ws/traces/")
     try:
         with pytest.raises(RuntimeError):

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db.models import Exists, OuterRef, Q, Subquery, TextField
 from django.db.models.functions import Cast
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 
 from . import pricing
@@ -77,7 +77,7 @@ async def events_ingest(request: HttpRequest):
     except Invalid as exc:
         return JsonResponse(exc.to_dict(), status=exc.status)
     status, answer = await ingest(body, request.headers)
-    return JsonResponse(answer, status=status, safe=False)
+    return HttpResponse(answer, status=status, content_type="application/json")
 
 
 @api.get("/health", summary="Liveness and versions")

@@ -12,9 +12,11 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from .ingest import IngestFastPath  # noqa: E402
 from .proxy.asgi import with_lean_proxy  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
+from .writer import start as start_writer  # noqa: E402
 
 application = ProtocolTypeRouter({
     "http": IngestFastPath(with_lean_proxy(django_asgi_app)),
     # Only pages of this app (an Origin among ALLOWED_HOSTS) may listen in.
     "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
 })
+start_writer()

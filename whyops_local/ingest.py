@@ -10,16 +10,13 @@ django-ninja view that documents it (and serves the Django test client).
 import hmac
 import json
 from collections.abc import Mapping
-from typing import Any
 
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
+from . import writer
 from .middleware import collapse_slashes
-from .proxy.record import calls_written
-from .store import EventsJob
-from .validation import Invalid, parse_events
-from .writer import write_events
+from .validation import Invalid
 
 INGEST_PATH = "/api/events/ingest"
 
@@ -45,18 +42,16 @@ def too_large() -> Invalid:
     )
 
 
-async def ingest(body: bytes, headers: Mapping[str, str]) -> tuple[int, Any]:
-    """Status and JSON answer for an ingest request; the events are committed before it returns."""
+async def ingest(body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+    """Status and JSON answer for an ingest request; the events are committed before it returns.
+
+    The body is validated by the writer, beside the database (see ``write_tasks``)."""
     if error := api_key_error(headers):
-        return 401, {"error": error, "details": []}
+        return 401, json.dumps({"error": error, "details": []}).encode()
     try:
-        events, is_array = parse_events(body)
-    except Invalid as exc:
-        return exc.status, exc.to_dict()
-    await calls_written({event.traceId for event in events})  # proxied calls made earlier come first
-    saved = await write_events(EventsJob(events, user=headers.get("x-external-user-id") or None))
-    answer = [result.to_dict() for result in saved]
-    return 201, answer if is_array else answer[0]
+        return await writer.ingest(body, headers.get("x-external-user-id") or None)
+    except writer.WriterStopped as exc:  # the client may retry: idempotency keys make that safe
+        return 503, json.dumps({"error": str(exc), "details": []}).encode()
 
 
 async def _read_body(receive) -> bytes:
@@ -74,8 +69,7 @@ async def _read_body(receive) -> bytes:
             return b"".join(chunks)
 
 
-async def _send_json(send, status: int, payload: Any) -> None:
-    body = json.dumps(payload).encode()
+async def _send_json(send, status: int, body: bytes) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
@@ -98,7 +92,7 @@ class IngestFastPath:
         try:
             body = await _read_body(receive)
         except Invalid as exc:
-            return await _send_json(send, exc.status, exc.to_dict())
+            return await _send_json(send, exc.status, json.dumps(exc.to_dict()).encode())
         except ConnectionAbortedError:
             return None
         status, payload = await ingest(body, headers)

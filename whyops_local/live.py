@@ -6,7 +6,6 @@ Messages are built right after commit, where the database may be read (the write
 proxy's writer process), and sent from the server's event loop.
 """
 
-import asyncio
 import hashlib
 import logging
 from collections import Counter
@@ -14,6 +13,7 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
+from .background import in_background
 from .store import Saved
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,6 @@ Message = tuple[str, dict[str, Any]]
 
 # Proxied streams running in this process, by trace id: the pages show them as "in progress".
 streams_in_progress: Counter[str] = Counter()
-_sending: set[asyncio.Task] = set()  # kept referenced until sent
 
 
 def trace_group(trace_id: str) -> str:
@@ -69,9 +68,7 @@ def publish_soon(messages: list[Message]) -> None:
         except Exception:  # say, Redis went away: what is stored stays stored
             log.exception("could not publish live updates")
 
-    task = asyncio.ensure_future(send())
-    _sending.add(task)
-    task.add_done_callback(_sending.discard)
+    in_background(send())
 
 
 def stream_started(trace_id: str) -> None:

@@ -1,153 +1,157 @@
-"""All database writes of one process go through one thread, and queued event writes share a commit.
+"""All writes of a server go to one writer process, in order; the server's event loop only waits.
 
-Under ASGI every sync request gets a thread (and a database connection) of its own, and SQLite
-writers on separate connections wait for each other in its busy handler, which sleeps in steps
-of up to 100 ms: 8 concurrent clients measured under 100 events/s that way. One writer thread
-with one long-lived connection queues writes in memory instead; and since storing one event
-alone costs ~2 ms but ~0.2 ms inside a larger transaction (measured), the event writes waiting
-in the queue are stored together, each request still atomic on its own (store.record_jobs).
+Why a process: storing events is Python work (validation, rows, JSON) that, on a thread of the
+server, held the GIL the server needs to answer the next request; measured with 8 SDK clients, the
+two threads together took 1.5 ms of CPU per single-event request, each half of it. Why one: SQLite
+writers on separate connections wait for each other in its busy handler, which sleeps in steps of up
+to 100 ms; one writer queues them in memory instead, and stores the ingest requests that queued up
+in one commit (``writer_process``). Its order is the order the server sent things in, so the SDK's
+tool span sent after a proxied answer lands after that answer.
+
+Tests (``WHYOPS_DEDICATED_WRITER = False``) write on their own thread instead, inside the
+transaction each test runs in.
 """
 
 import asyncio
+import itertools
 import logging
-import queue
+import multiprocessing
 import threading
-from dataclasses import dataclass
+from collections import defaultdict
 from typing import Any, Callable, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection
 
-from . import live
-from .store import EventsJob, RowCache, Saved, record_jobs
+from . import live, writer_process
+from .background import in_background
+from .write_tasks import Ingest, Write, ingest_group, perform
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-MAX_GROUP_EVENTS = 500
+Done = Callable[[Any], None]  # called on the submitting event loop with the outcome (or exception)
 
 
-@dataclass
-class _Task:
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future
-    fn: Callable[[], Any] | None = None  # a write of its own, or:
-    job: EventsJob | None = None  # events to store, grouped with others
-    size: int = 0
+class WriterStopped(RuntimeError):
+    pass
 
 
-def _settle(task: _Task, outcome: Any) -> None:
-    def settle() -> None:
-        if task.future.done():
-            return
-        if isinstance(outcome, BaseException):
-            task.future.set_exception(outcome)
-        else:
-            task.future.set_result(outcome)
-
-    task.loop.call_soon_threadsafe(settle)
-
-
-class _Writer:
+class _WriterProcess:
     def __init__(self) -> None:
-        self._tasks: queue.SimpleQueue[_Task] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._start_lock = threading.Lock()
-        self._rows = RowCache()  # only this thread touches it
+        self._lock = threading.Lock()  # guards the fields below
+        self._send_lock = threading.Lock()  # keeps each message whole and in order
+        self._conn = None
+        self._process = None
+        self._waiting: dict[int, tuple[asyncio.AbstractEventLoop, Done]] = {}
+        self._ids = itertools.count()
 
-    def submit(self, task: _Task) -> None:
-        with self._start_lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="whyops-writer", daemon=True)
-                self._thread.start()
-        self._tasks.put(task)
+    def start(self) -> None:
+        with self._lock:
+            self._start()
 
-    def _run(self) -> None:
-        held: _Task | None = None
+    def _start(self) -> None:
+        if self._conn is not None:
+            return
+        # Spawned, not forked: forking a server with running threads is unsafe.
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe()
+        self._process = context.Process(target=writer_process.serve, args=(theirs, settings.DATABASES),
+                                        name="whyops-writer", daemon=True)
+        self._process.start()
+        theirs.close()
+        self._conn = ours
+        threading.Thread(target=self._read_replies, args=(ours,), name="whyops-writer-replies", daemon=True).start()
+
+    def submit(self, task: Ingest | Write, done: Done) -> None:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self._start()
+            task_id, conn = next(self._ids), self._conn
+            self._waiting[task_id] = (loop, done)
+        try:
+            with self._send_lock:
+                conn.send((task_id, task))
+        except OSError:
+            self._stopped(conn)  # the reply reader may not have noticed yet
+
+    def _read_replies(self, conn) -> None:
         while True:
-            task = held or self._tasks.get()
-            held = None
-            # The writer keeps its connection for the life of the process, reconnecting only after
-            # a failure (say, PostgreSQL restarted); request threads close theirs as usual.
-            if connection.errors_occurred and not connection.is_usable():
-                connection.close()
-            if task.fn is not None:
-                self._do(task)
-                self._rows.clear()  # say, a registration made a new latest version
-                continue
-            group, size = [task], task.size
-            while size < MAX_GROUP_EVENTS:
-                try:
-                    more = self._tasks.get_nowait()
-                except queue.Empty:
-                    break
-                if more.job is None:
-                    held = more  # a different kind of write: after this group
-                    break
-                group.append(more)
-                size += more.size
-            for member, outcome in zip(group, _store_and_announce([t.job for t in group], self._rows)):
-                _settle(member, outcome)
+            try:
+                replies = conn.recv()
+            except (EOFError, OSError):
+                self._stopped(conn)
+                return
+            by_loop: dict[asyncio.AbstractEventLoop, list] = defaultdict(list)
+            with self._lock:
+                for task_id, outcome in replies:
+                    loop, done = self._waiting.pop(task_id)
+                    by_loop[loop].append((done, outcome))
+            for loop, settled in by_loop.items():
+                loop.call_soon_threadsafe(_settle_all, settled)
 
-    @staticmethod
-    def _do(task: _Task) -> None:
+    def _stopped(self, conn) -> None:
+        """The writer process died or its pipe broke: fail what it had not answered; the next write starts another."""
+        with self._lock:
+            if self._conn is not conn:
+                return
+            log.error("the writer process stopped; starting another for the next write")
+            self._conn, waiting, self._waiting = None, self._waiting, {}
+        conn.close()
+        error = WriterStopped("the writer process stopped before answering; the write may not have been stored")
+        for loop, done in waiting.values():
+            loop.call_soon_threadsafe(_settle_all, [(done, error)])
+
+
+def _settle_all(settled: list[tuple[Done, Any]]) -> None:
+    for done, outcome in settled:
         try:
-            outcome = task.fn()
-        except Exception as exc:  # noqa: BLE001  (handed to the caller)
-            outcome = exc
-        _settle(task, outcome)
+            done(outcome)
+        except Exception:  # one caller's failure must not keep the others waiting
+            log.exception("a writer callback failed")
 
 
-def _store_and_announce(jobs: list[EventsJob], cache: RowCache | None = None
-                        ) -> list[tuple[list[Saved], list] | Exception]:
-    """Store the jobs (one commit), then build each one's live messages: (saved, messages) or the error."""
-    try:
-        outcomes = record_jobs(jobs, cache)
-    except Exception as exc:  # noqa: BLE001  (the commit failed: every request in the group fails)
-        return [exc] * len(jobs)
-    announced: list[tuple[list[Saved], list] | Exception] = []
-    for outcome in outcomes:
-        if isinstance(outcome, Exception):
-            announced.append(outcome)
-            continue
-        try:
-            messages = live.messages_for(outcome)
-        except Exception:  # the events are committed: a live-update failure must not fail the request
-            log.exception("could not build live messages")
-            messages = []
-        announced.append((outcome, messages))
-    return announced
+_writer = _WriterProcess()
 
 
-_writer = _Writer()
-
-
-def _task(**kwargs: Any) -> _Task:
-    loop = asyncio.get_running_loop()
-    return _Task(loop=loop, future=loop.create_future(), **kwargs)
-
-
-async def write(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run ``fn`` (a function doing database writes) on the writer thread and wait for its result."""
-    if not settings.WHYOPS_DEDICATED_WRITER:
-        # Tests wrap each test in a transaction on their own thread: write there.
-        return await sync_to_async(fn, thread_sensitive=True)(*args, **kwargs)
-    task = _task(fn=lambda: fn(*args, **kwargs))
-    _writer.submit(task)
-    return await task.future
-
-
-async def write_events(job: EventsJob) -> list[Saved]:
-    """Store one request's events atomically; returns once they are committed (the live
-    announcement is sent from the event loop without waiting for it)."""
+def start() -> None:
+    """Start the writer process now rather than on the first write (it takes a second to set up)."""
     if settings.WHYOPS_DEDICATED_WRITER:
-        task = _task(job=job, size=len(job.items))
-        _writer.submit(task)
-        outcome = await task.future
-    else:
-        (outcome,) = await write(_store_and_announce, [job])
-        if isinstance(outcome, Exception):
-            raise outcome
-    saved, messages = outcome
+        _writer.start()
+
+
+def _run_in_thread(task: Ingest | Write) -> Any:
+    return ingest_group([task])[0] if isinstance(task, Ingest) else perform(task)
+
+
+def submit(task: Ingest | Write, done: Done) -> None:
+    """Hand ``task`` to the writer; ``done`` is called on this event loop with its outcome."""
+    if settings.WHYOPS_DEDICATED_WRITER:
+        _writer.submit(task, done)
+        return
+
+    async def in_thread() -> None:
+        done(await sync_to_async(_run_in_thread, thread_sensitive=True)(task))
+
+    in_background(in_thread())
+
+
+async def _outcome(task: Ingest | Write) -> Any:
+    future = asyncio.get_running_loop().create_future()
+    submit(task, lambda outcome: future.done() or future.set_result(outcome))
+    outcome = await future
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+async def write(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` (a module-level function doing database writes) in the writer, and return its result."""
+    return await _outcome(Write(fn, args))
+
+
+async def ingest(body: bytes, user: str | None) -> tuple[int, bytes]:
+    """Validate and store an ingest request's body; returns once its events are committed (or refused)."""
+    status, payload, messages = await _outcome(Ingest(body, user))
     live.publish_soon(messages)
-    return saved
+    return status, payload
+

@@ -1,34 +1,26 @@
 """Storing a proxied call: its raw exchange and its WhyOps events, in one transaction.
 
-Calls are written after the client has its answer, by one writer process: in the order they
-finished, whatever happens to the request that made them (a client that hangs up must not lose its
-call). A process rather than a thread because a write is milliseconds of ORM work that, in the
-server's process, would hold the GIL while the next call waits to be relayed. SDK events for a
-trace wait for that trace's queued calls (``calls_written``), so a tool span sent after a proxied
-answer comes after it on the trace.
+Calls are written after the client has its answer, by the server's writer process: in the order
+they finished, whatever happens to the request that made them (a client that hangs up must not lose
+its call). The writer keeps the order it was given, so an SDK event sent after a proxied answer is
+stored after it.
 """
 
-import asyncio
 import codecs
 import logging
-import multiprocessing
-import threading
 import time
-from collections import Counter
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import transaction
 
-from .. import live
+from .. import live, writer
 from ..models import Event, Exchange
 from ..store import record_events
 from ..validation import EventIn
-from . import threads, writer
+from ..write_tasks import Write
+from . import threads
 from .shapes import Api
 
 log = logging.getLogger(__name__)
@@ -113,11 +105,7 @@ def _tool_spans(call: Call) -> list[dict[str, Any]]:
 
 
 def record(call: Call) -> list[tuple[str, dict[str, Any]]]:
-    """Store the call (in the writer process) and return the live messages announcing it."""
-    if connection.vendor != "sqlite":
-        # A long-lived process must not keep a server connection that went stale; SQLite's cannot,
-        # and reopening it on every call would double the cost of a write.
-        close_old_connections()
+    """Store the call (in the writer) and return the live messages announcing it."""
     items = [EventIn.model_validate({**e, "traceId": call.trace_id, "agentName": call.agent}) for e in _events(call)]
     with transaction.atomic():
         exchange = Exchange.objects.create(
@@ -131,56 +119,13 @@ def record(call: Call) -> list[tuple[str, dict[str, Any]]]:
     return live.messages_for(saved)
 
 
-_queued = Counter()  # trace id -> calls queued for the writer and not yet written
-_written = threading.Condition()
-_writer: ProcessPoolExecutor | None = None
-
-
-def _start_writer() -> ProcessPoolExecutor:
-    # Spawned, not forked: forking a server with running threads is unsafe.
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=writer.setup, initargs=(settings.DATABASES,))
-
-
 def record_soon(call: Call) -> None:
-    """Queue the call for the writer process; once stored, it is announced from this event loop."""
-    global _writer
-    loop = asyncio.get_running_loop()
-    with _written:
-        _queued[call.trace_id] += 1
-    try:
-        _writer = _writer or _start_writer()
-        future = _writer.submit(record, call)
-    except BrokenProcessPool:  # the writer died; the next one takes over
-        log.error("the proxy's writer process died; starting another")
-        _writer = _start_writer()
-        future = _writer.submit(record, call)
-    future.add_done_callback(lambda done: _written_one(call, done, loop))
+    """Queue the call for the writer; once stored, it is announced from this event loop."""
+    def recorded(outcome: list[live.Message] | Exception) -> None:
+        if isinstance(outcome, Exception):
+            log.error("could not record the proxied call %s %s (trace %s): %r",
+                      call.method, call.path, call.trace_id, outcome)
+        else:
+            live.publish_soon(outcome)
 
-
-def _written_one(call: Call, done: Future, loop: asyncio.AbstractEventLoop) -> None:
-    if done.exception() is not None:
-        log.error("could not record the proxied call %s %s (trace %s): %r",
-                  call.method, call.path, call.trace_id, done.exception())
-    else:
-        loop.call_soon_threadsafe(live.publish_soon, done.result())
-    with _written:
-        _queued[call.trace_id] -= 1
-        if not _queued[call.trace_id]:
-            del _queued[call.trace_id]
-        _written.notify_all()
-
-
-async def calls_written(trace_ids: set[str], timeout: float = 10) -> None:
-    """Wait until the proxied calls queued for these traces are stored (or ``timeout`` passes)."""
-    def none_queued() -> bool:
-        return not any(trace_id in _queued for trace_id in trace_ids)
-
-    def wait() -> None:
-        with _written:
-            _written.wait_for(none_queued, timeout)
-
-    with _written:
-        if none_queued():  # the usual case: answered without a thread hop
-            return
-    await asyncio.to_thread(wait)
+    writer.submit(Write(record, (call,)), recorded)

@@ -3,12 +3,13 @@
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 
 import httpx
 from django.http import HttpResponse, StreamingHttpResponse
 
 from .. import live
+from ..background import in_background
 from . import config
 from .headers import redact, returned_headers
 from .record import Call, record_soon
@@ -20,7 +21,6 @@ log = logging.getLogger(__name__)
 
 conversations = Conversations(config.CONVERSATIONS_KEPT)
 _clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
-_background: set[asyncio.Task] = set()  # kept referenced until done
 
 
 def _client() -> httpx.AsyncClient:
@@ -30,12 +30,6 @@ def _client() -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=100)
         _clients[loop] = httpx.AsyncClient(limits=limits, timeout=config.TIMEOUT, follow_redirects=False)
     return _clients[loop]
-
-
-def _in_background(awaitable: Awaitable) -> None:
-    task = asyncio.ensure_future(awaitable)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
 
 
 def _with_ids(response: HttpResponse, call: Call) -> HttpResponse:
@@ -81,7 +75,7 @@ async def relay(call: Call, url: str, headers: dict[str, str], streamed: bool) -
         except httpx.HTTPError as exc:
             return _failure(call, 502, "upstream_unreachable", f"The upstream {url} failed: {exc!r}")
         finally:
-            _in_background(upstream.aclose())
+            in_background(upstream.aclose())
         call.response_body = body
         call.finish()
         if call.api.recorded:
@@ -131,7 +125,7 @@ async def _stream(upstream: httpx.Response, call: Call, reassembly: Reassembly) 
             # The upstream stream ended without its end marker, failed, or the client hung up.
             _record_stream(call, reassembly, interrupted=call.error is not None or not _exhausted(upstream))
         live.stream_ended(call.trace_id)
-        _in_background(upstream.aclose())
+        in_background(upstream.aclose())
 
 
 def _exhausted(upstream: httpx.Response) -> bool:

@@ -1,0 +1,93 @@
+"""What the writer does with the work it is given, wherever it runs (the writer process, or a test's thread).
+
+Ingest requests arrive as their raw bodies and are validated here, next to the database, so that the
+server's event loop only moves bytes. The requests that queued up meanwhile are stored in one
+commit, each atomic on its own (``store.record_jobs``); anything else is a single write.
+"""
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from . import live
+from .store import EventsJob, RowCache, Saved, record_jobs
+from .validation import Invalid, parse_events
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Ingest:
+    """One ``POST /api/events/ingest``: its body, and the ``X-External-User-Id`` header."""
+
+    body: bytes
+    user: str | None = None
+
+
+@dataclass
+class Write:
+    """Any other write: a module-level function and its (picklable) arguments."""
+
+    fn: Callable[..., Any]
+    args: tuple = ()
+
+
+# An ingest request is answered (status, JSON body, live messages to publish), or fails with an exception.
+Answer = tuple[int, bytes, list[live.Message]]
+
+
+def _json(payload: Any) -> bytes:
+    return json.dumps(payload).encode()
+
+
+def ingest_group(tasks: list[Ingest], cache: RowCache | None = None) -> list[Answer | Exception]:
+    """Validate and store several ingest requests in one commit; one answer per request, in order."""
+    answers: list[Answer | Exception | None] = [None] * len(tasks)
+    jobs, stored_at = [], []
+    for position, task in enumerate(tasks):
+        try:
+            events, is_array = parse_events(task.body)
+        except Invalid as exc:
+            answers[position] = (exc.status, _json(exc.to_dict()), [])
+            continue
+        jobs.append(EventsJob(events, user=task.user))
+        stored_at.append((position, is_array))
+    for (position, is_array), outcome in zip(stored_at, _store_and_announce(jobs, cache)):
+        if isinstance(outcome, Exception):
+            answers[position] = outcome
+            continue
+        saved, messages = outcome
+        results = [result.to_dict() for result in saved]
+        answers[position] = (201, _json(results if is_array else results[0]), messages)
+    return answers
+
+
+def _store_and_announce(jobs: list[EventsJob], cache: RowCache | None) -> list[tuple[list[Saved], list] | Exception]:
+    """Store the jobs (one commit), then build each one's live messages: (saved, messages) or the error."""
+    if not jobs:
+        return []
+    try:
+        outcomes = record_jobs(jobs, cache)
+    except Exception as exc:  # noqa: BLE001  (the commit failed: every request in the group fails)
+        return [exc] * len(jobs)
+    announced: list[tuple[list[Saved], list] | Exception] = []
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            announced.append(outcome)
+            continue
+        try:
+            messages = live.messages_for(outcome)
+        except Exception:  # the events are committed: a live-update failure must not fail the request
+            log.exception("could not build live messages")
+            messages = []
+        announced.append((outcome, messages))
+    return announced
+
+
+def perform(task: Write) -> Any:
+    """The write's result, or the exception it raised (handed to whoever asked for it)."""
+    try:
+        return task.fn(*task.args)
+    except Exception as exc:  # noqa: BLE001
+        return exc

@@ -1,0 +1,77 @@
+"""The writer process: every write of a server goes through it, in the order the server sent them.
+
+Imports nothing of the app at module level: the process is spawned, and Django is set up here
+with the server's own database settings before anything touches a model.
+"""
+
+import pickle
+import queue
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+# Ingest requests that queued up are stored in one commit, up to about this many bytes of bodies.
+MAX_GROUP_BYTES = 512 * 1024
+_CLOSED = object()
+
+
+def serve(conn: Connection, databases: dict[str, Any]) -> None:
+    import django
+    from django.conf import settings
+
+    settings.DATABASES = databases  # the server's, not whatever the settings module works out afresh here
+    django.setup()
+
+    from django.db import connection
+
+    from .store import RowCache
+    from .write_tasks import Ingest, ingest_group, perform
+
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    # A thread of its own keeps reading, so the server never blocks sending while a commit runs.
+    threading.Thread(target=_receive, args=(conn, inbox), name="whyops-writer-inbox", daemon=True).start()
+    cache = RowCache()  # kept between commits, while no other process writes (see RowCache)
+    held = None
+    while True:
+        item, held = held or inbox.get(), None
+        if item is _CLOSED:  # the server is gone
+            return
+        # A failed connection (say, PostgreSQL restarted) is replaced before the next write.
+        if connection.errors_occurred and not connection.is_usable():
+            connection.close()
+        task_id, task = item
+        if not isinstance(task, Ingest):
+            replies = [(task_id, perform(task))]
+            cache.clear()  # the write may have changed cached rows (a proxied call adds to its trace)
+        else:
+            group, size = [item], len(task.body)
+            while size < MAX_GROUP_BYTES:
+                try:
+                    more = inbox.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _CLOSED or not isinstance(more[1], Ingest):
+                    held = more  # after this group
+                    break
+                group.append(more)
+                size += len(more[1].body)
+            replies = list(zip([i for i, _ in group], ingest_group([t for _, t in group], cache)))
+        _reply(conn, replies)
+
+
+def _receive(conn: Connection, inbox: queue.SimpleQueue) -> None:
+    while True:
+        try:
+            inbox.put(conn.recv())
+        except (EOFError, OSError):
+            inbox.put(_CLOSED)
+            return
+
+
+def _reply(conn: Connection, replies: list[tuple[int, Any]]) -> None:
+    try:
+        conn.send(replies)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        # An exception that cannot cross the process boundary is still an answer.
+        conn.send([(task_id, RuntimeError(repr(outcome)) if isinstance(outcome, BaseException) else outcome)
+                   for task_id, outcome in replies])
