@@ -63,7 +63,8 @@ class Trace(models.Model):
     """A thread of events sharing a traceId, with totals kept up to date on every insert."""
 
     trace_id = models.CharField(max_length=128, unique=True)
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="traces")
+    # Indexed by trace_agent_recent, whose first column it is.
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="traces", db_index=False)
     agent_version = models.ForeignKey(AgentVersion, null=True, on_delete=models.SET_NULL, related_name="traces")
     external_user_id = models.CharField(max_length=255, null=True, blank=True)
     started_at = models.DateTimeField()
@@ -175,9 +176,12 @@ class Event(models.Model):
     SOURCE_SDK = "sdk"
     SOURCE_PROXY = "proxy"
 
-    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="events")
+    # Each index costs every insert (events are the one table written at ingest rate): the trace's
+    # is the first column of event_trace_step, and events are never looked up by version or exchange.
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="events", db_index=False)
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="events")
-    agent_version = models.ForeignKey(AgentVersion, null=True, on_delete=models.SET_NULL, related_name="events")
+    agent_version = models.ForeignKey(AgentVersion, null=True, on_delete=models.SET_NULL, related_name="events",
+                                      db_index=False)
     event_type = models.CharField(max_length=32)
     step_id = models.BigIntegerField()
     parent_step_id = models.BigIntegerField(null=True)
@@ -189,7 +193,8 @@ class Event(models.Model):
     content = models.JSONField(null=True)
     metadata = models.JSONField(default=dict)
     source = models.CharField(max_length=8, default=SOURCE_SDK)
-    exchange = models.ForeignKey(Exchange, null=True, on_delete=models.SET_NULL, related_name="events")
+    exchange = models.ForeignKey(Exchange, null=True, on_delete=models.SET_NULL, related_name="events",
+                                 db_index=False)
     # Denormalised from metadata so lists, filters and sums need no JSON queries.
     model = models.CharField(max_length=255, blank=True, default="")
     provider = models.CharField(max_length=64, blank=True, default="")

@@ -1,11 +1,16 @@
 """Writing agents, versions, traces and events: one transaction per request, totals kept on the trace."""
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from datetime import timezone as dt_timezone
+from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections, models, transaction
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from . import pricing
@@ -229,29 +234,45 @@ def _build_event(batch: RowCache, item: EventIn, *, source: str, user: str | Non
         return Saved(duplicate, "skipped")
     metadata = item.metadata or {}
     step, parent = _next_step(trace, item)
-    event = Event(
-        trace=trace,
-        agent=agent,
+    model = metadata.get("model") if isinstance(metadata.get("model"), str) else ""
+    provider = metadata.get("provider") if isinstance(metadata.get("provider"), str) else ""
+    cost = note = None
+    if item.eventType in PRICED_EVENTS:
+        price = pricing.price_event(provider, model, item.eventType, item.usage)
+        cost, note = price.cost_usd, price.note
+    return _new_event(
+        {"trace": trace, "agent": agent, "exchange": exchange},
         agent_version_id=batch.version_id(agent, trace, metadata),
         event_type=item.eventType,
         step_id=step,
         parent_step_id=parent,
         span_id=item.spanId or str(uuid.uuid4()),
         timestamp=when,
+        received_at=now,
         external_user_id=item.externalUserId or user,
         idempotency_key=item.idempotencyKey,
         content=item.content,
         metadata=metadata,
         source=source,
-        exchange=exchange,
-        model=metadata.get("model") if isinstance(metadata.get("model"), str) else "",
-        provider=metadata.get("provider") if isinstance(metadata.get("provider"), str) else "",
+        model=model,
+        provider=provider,
         latency_ms=metadata.get("latencyMs"),
+        cost_usd=cost,
+        cost_note=note or "",
         **_tokens(item.eventType, item.usage),
     )
-    if item.eventType in PRICED_EVENTS:
-        price = pricing.price_event(event.provider, event.model, item.eventType, item.usage)
-        event.cost_usd, event.cost_note = price.cost_usd, price.note
+
+
+def _new_event(related: dict[str, Any], **values: Any) -> Event:
+    """An unsaved Event from clean values for every column, as ``Event(**values)`` would make it.
+
+    Model.__init__ spends ~20 us per event resolving keyword arguments field by field (measured);
+    the hot path already has every value in its final form.
+    """
+    event = Event.__new__(Event)
+    event._state = ModelState()
+    event.__dict__.update(values, id=None, **{f"{name}_id": obj.pk if obj else None for name, obj in related.items()})
+    event._state.fields_cache.update(related)  # event.trace etc. without a query, as __init__ leaves them
     return event
 
 
@@ -267,19 +288,47 @@ class EventsJob:
 
 
 # The ingest hot path writes events and trace totals with plain statements built from the models'
-# own field lists, with their own per-field conversions: Django's insert and update compilers spent
-# half of a request's writer time on them (profiled).
-_EVENT_FIELDS = [f for f in Event._meta.concrete_fields if not f.primary_key]
-_TOTAL_FIELDS = [Trace._meta.get_field(name) for name in _TRACE_TOTALS]
+# own field lists: Django's insert and update compilers spent half of a request's writer time on
+# them (profiled). Values go to the database as get_db_prep_save would send them, through the
+# converters below, chosen once per field and database (their parity is tested).
+_EVENT_FIELDS = tuple(f for f in Event._meta.concrete_fields if not f.primary_key)
+_TOTAL_FIELDS = tuple(Trace._meta.get_field(name) for name in _TRACE_TOTALS)
 # Columns whose database value is the validated Python value itself (str, int, float, bool, a
 # foreign key's id): their get_db_prep_save would only convert a value to its own type.
 _AS_IS = {models.CharField, models.BigIntegerField, models.PositiveIntegerField, models.PositiveSmallIntegerField,
           models.FloatField, models.BooleanField, models.ForeignKey}
 
 
-def _db_values(fields: list, objects: list, db) -> list:
+def _sqlite_json(value: Any, db) -> str | None:
+    # JSONField stores None as SQL NULL and anything else as json.dumps (DatabaseOperations.adapt_json_value).
+    return None if value is None else json.dumps(value)
+
+
+def _sqlite_datetime(value: datetime | None, db) -> str | None:
+    # An aware datetime as SQLite's adapt_datetimefield_value stores it: naive UTC, str().
+    if value is None or value.tzinfo is None:
+        return models.DateTimeField().get_db_prep_save(value, db)
+    return str(value.astimezone(dt_timezone.utc).replace(tzinfo=None))
+
+
+def _converter(field: models.Field, vendor: str):
+    if type(field) in _AS_IS:
+        return None
+    if vendor == "sqlite" and isinstance(field, models.JSONField) and field.encoder is None:
+        return _sqlite_json
+    if vendor == "sqlite" and type(field) is models.DateTimeField and settings.USE_TZ:
+        return _sqlite_datetime
+    return field.get_db_prep_save
+
+
+@lru_cache(maxsize=8)
+def _converters(fields: tuple, vendor: str) -> tuple:
+    return tuple((f.attname, _converter(f, vendor)) for f in fields)
+
+
+def _db_values(fields: tuple, objects: list, db) -> list:
     """The database values of ``fields`` of each of ``objects``, in order (what save() would send)."""
-    prepare = [(f.attname, None if type(f) in _AS_IS else f.get_db_prep_save) for f in fields]
+    prepare = _converters(fields, db.vendor)
     return [getattr(obj, name) if convert is None else convert(getattr(obj, name), db)
             for obj in objects for name, convert in prepare]
 
@@ -290,41 +339,44 @@ def _db():
     return connections[DEFAULT_DB_ALIAS]
 
 
+@lru_cache(maxsize=64)
+def _insert_sql(vendor: str, rows: int) -> str:
+    quote = _db().ops.quote_name
+    columns = ", ".join(quote(f.column) for f in _EVENT_FIELDS)
+    row = "(" + ", ".join(["%s"] * len(_EVENT_FIELDS)) + ")"
+    return (f"INSERT INTO {quote(Event._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)}"
+            f" RETURNING {quote(Event._meta.pk.column)}")
+
+
 def _insert(events: list[Event]) -> None:
-    """``bulk_create`` for the hot path: one multi-row ``INSERT ... RETURNING``, setting each pk."""
+    """``bulk_create`` for the hot path: multi-row ``INSERT ... RETURNING``, setting each pk."""
     db = _db()
     if not events or not db.features.can_return_rows_from_bulk_insert:
         Event.objects.bulk_create(events)
         return
-    for event in events:
-        for field in _EVENT_FIELDS:
-            if getattr(event, field.attname) is None:
-                field.pre_save(event, add=True)  # auto_now_add and defaults, as Model.save would
-    quote = db.ops.quote_name
-    head = (f"INSERT INTO {quote(Event._meta.db_table)} ({', '.join(quote(f.column) for f in _EVENT_FIELDS)}) VALUES ")
-    row = "(" + ", ".join(["%s"] * len(_EVENT_FIELDS)) + ")"
-    tail = f" RETURNING {quote(Event._meta.pk.column)}"
     # Both SQLite and PostgreSQL cap a statement's parameters; stay well under SQLite's 32766.
     rows_per_statement = max(1, 30000 // len(_EVENT_FIELDS))
     with db.cursor() as cursor:
         for start in range(0, len(events), rows_per_statement):
             chunk = events[start:start + rows_per_statement]
-            params = _db_values(_EVENT_FIELDS, chunk, db)
-            cursor.execute(head + ", ".join([row] * len(chunk)) + tail, params)
+            cursor.execute(_insert_sql(db.vendor, len(chunk)), _db_values(_EVENT_FIELDS, chunk, db))
             for event, (pk_value,) in zip(chunk, cursor.fetchall()):
                 event.pk = pk_value
                 event._state.adding = False
 
 
+@lru_cache(maxsize=4)
+def _totals_sql(vendor: str) -> str:
+    quote = _db().ops.quote_name
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in _TOTAL_FIELDS)
+    return f"UPDATE {quote(Trace._meta.db_table)} SET {assignments} WHERE {quote(Trace._meta.pk.column)} = %s"
+
+
 def _save_totals(trace: Trace) -> None:
     """``Trace.save(update_fields=_TRACE_TOTALS)`` for the hot path."""
     db = _db()
-    quote = db.ops.quote_name
-    assignments = ", ".join(f"{quote(f.column)} = %s" for f in _TOTAL_FIELDS)
-    params = _db_values(_TOTAL_FIELDS, [trace], db)
     with db.cursor() as cursor:
-        cursor.execute(f"UPDATE {quote(Trace._meta.db_table)} SET {assignments} WHERE {quote(Trace._meta.pk.column)} = %s",
-                       [*params, trace.pk])
+        cursor.execute(_totals_sql(db.vendor), [*_db_values(_TOTAL_FIELDS, [trace], db), trace.pk])
 
 
 def _record(batch: RowCache, job: EventsJob) -> list[Saved]:

@@ -1,0 +1,52 @@
+"""The hot path's own row building must give the database exactly what Django's save() would."""
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from whyops_local import store
+from whyops_local.models import Agent, Event, Exchange, Trace
+
+pytestmark = pytest.mark.django_db
+
+VALUES = {
+    "timestamp": datetime(2026, 5, 1, 12, 30, tzinfo=timezone(timedelta(hours=-7))),  # no microseconds, an offset
+    "received_at": datetime(2026, 5, 1, 19, 30, 0, 123456, tzinfo=timezone.utc),
+    "content": {"text": "héllo ✓", "list": [1, 2.5, None, True]},
+    "metadata": {},
+    "cost_usd": Decimal("0.0001235"),
+}
+
+
+def test_each_column_gets_what_get_db_prep_save_would_send():
+    for field in store._EVENT_FIELDS + store._TOTAL_FIELDS:
+        convert = store._converter(field, connection.vendor)
+        for value in (VALUES.get(field.name), None) if field.null else (VALUES.get(field.name),):
+            if value is None and not field.null:
+                continue
+            expected = field.get_db_prep_save(value, connection)
+            assert (value if convert is None else convert(value, connection)) == expected, field.name
+
+
+def test_a_hot_path_event_is_the_event_django_would_build():
+    agent = Agent.objects.create(name="rows")
+    trace = Trace.objects.create(trace_id="rows", agent=agent, started_at=VALUES["timestamp"],
+                                 last_event_at=VALUES["timestamp"])
+    exchange = Exchange.objects.create(provider="openai", method="POST", path="/v1/x", started_at=VALUES["timestamp"])
+    values = {
+        "agent_version_id": None, "event_type": "llm_response", "step_id": 3, "parent_step_id": 2, "span_id": "s",
+        "external_user_id": None, "idempotency_key": "k", "source": "proxy", "model": "m", "provider": "p",
+        "latency_ms": 1.5, "prompt_tokens": 1, "completion_tokens": 2, "cache_read_tokens": 0,
+        "cache_creation_tokens": 0, "total_tokens": 3, "cost_note": "", **VALUES,
+    }
+    fast = store._new_event({"trace": trace, "agent": agent, "exchange": exchange}, **values)
+    usual = Event(trace=trace, agent=agent, exchange=exchange, **values)
+    attnames = [f.attname for f in Event._meta.concrete_fields]
+    assert [getattr(fast, name) for name in attnames] == [getattr(usual, name) for name in attnames]
+    assert fast.trace is trace and fast.exchange is exchange  # no query, as with __init__
+    store._insert([fast])
+    stored = Event.objects.get(pk=fast.pk)
+    assert [getattr(stored, name) for name in attnames if name != "id"] == [
+        getattr(usual, name) for name in attnames if name != "id"]
