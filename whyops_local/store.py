@@ -1,6 +1,5 @@
 """Writing agents, versions, traces and events: one transaction per request, totals kept on the trace."""
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +12,7 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections,
 from django.db.models.base import ModelState
 from django.utils import timezone
 
-from . import pricing
+from . import jsontext, pricing
 from .models import Agent, AgentVersion, Event, Exchange, Trace
 from .validation import EventIn
 from .versioning import version_hash
@@ -300,15 +299,17 @@ _AS_IS = {models.CharField, models.BigIntegerField, models.PositiveIntegerField,
 
 
 def _sqlite_json(value: Any, db) -> str | None:
-    # JSONField stores None as SQL NULL and anything else as json.dumps (DatabaseOperations.adapt_json_value).
-    return None if value is None else json.dumps(value)
+    # JSONField stores None as SQL NULL and anything else as JSON text (DatabaseOperations.adapt_json_value).
+    return None if value is None else jsontext.dumps(value)
 
 
 def _sqlite_datetime(value: datetime | None, db) -> str | None:
     # An aware datetime as SQLite's adapt_datetimefield_value stores it: naive UTC, str().
     if value is None or value.tzinfo is None:
         return models.DateTimeField().get_db_prep_save(value, db)
-    return str(value.astimezone(dt_timezone.utc).replace(tzinfo=None))
+    if value.tzinfo is not dt_timezone.utc:
+        value = value.astimezone(dt_timezone.utc)
+    return str(value.replace(tzinfo=None))
 
 
 def _converter(field: models.Field, vendor: str):
@@ -329,8 +330,10 @@ def _converters(fields: tuple, vendor: str) -> tuple:
 def _db_values(fields: tuple, objects: list, db) -> list:
     """The database values of ``fields`` of each of ``objects``, in order (what save() would send)."""
     prepare = _converters(fields, db.vendor)
-    return [getattr(obj, name) if convert is None else convert(getattr(obj, name), db)
-            for obj in objects for name, convert in prepare]
+    # Read from each instance's __dict__: a foreign key's attribute is a data descriptor, a Python
+    # call per read. Every column is there (the hot path's events and fully loaded traces).
+    return [row[name] if convert is None else convert(row[name], db)
+            for row in map(vars, objects) for name, convert in prepare]
 
 
 def _db():

@@ -168,9 +168,14 @@ def _event(item: Any, prefix: str) -> EventIn:
     return event
 
 
+def _not_json(constant: str) -> None:
+    # Python's json reads NaN and Infinity; JSON has no such values, and the database's JSON cannot hold them.
+    raise ValueError(f"{constant} is not a JSON value")
+
+
 def load_json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Invalid([_detail("body", str(exc), "json_invalid")], error=f"Malformed JSON: {exc}") from None
 

@@ -5,12 +5,11 @@ server's event loop only moves bytes. The requests that queued up meanwhile are 
 commit, each atomic on its own (``store.record_jobs``); anything else is a single write.
 """
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from . import live
+from . import jsontext, live
 from .store import EventsJob, RowCache, Saved, record_jobs
 from .validation import Invalid, parse_events
 
@@ -38,7 +37,7 @@ Answer = tuple[int, bytes, list[live.Message]]
 
 
 def _json(payload: Any) -> bytes:
-    return json.dumps(payload).encode()
+    return jsontext.dumps(payload).encode()
 
 
 def ingest_group(tasks: list[Ingest], cache: RowCache | None = None) -> list[Answer | Exception]:
