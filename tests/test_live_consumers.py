@@ -6,6 +6,7 @@ import json
 import pytest
 from channels.testing import WebsocketCommunicator
 
+from whyops_local import live
 from whyops_local.asgi import application
 from whyops_local.ingest import ingest
 
@@ -23,11 +24,12 @@ async def send(*events):
     return json.loads(answer)
 
 
-async def connect(path):
+async def connect(path, hello_seq=None):
     communicator = WebsocketCommunicator(application, path, headers=ORIGIN)
     connected, _ = await communicator.connect()
     assert connected
-    assert (await communicator.receive_json_from())["type"] == "hello"
+    hello = await communicator.receive_json_from()
+    assert hello["type"] == "hello" and (hello_seq is None or hello["seq"] == hello_seq)
     return communicator
 
 
@@ -111,3 +113,28 @@ async def test_catching_up_after_a_missed_stretch(client):
     assert [(t["traceId"], t["lastSeq"]) for t in listed["traces"]] == [("t", missed[-1]["id"])]
     assert (await asyncio.to_thread(lambda: client.get("/api/traces", {"changed_after": missed[-1]["id"]}).json()))[
         "traces"] == []
+
+
+async def test_the_hello_carries_the_newest_seq_of_what_the_page_shows():
+    """A page rendered before an event that was stored before it subscribed sees it is behind."""
+    (a,) = await send(event("a"))
+    (b,) = await send(event("b"))
+    for path, seq in (("/ws/traces/", b["id"]), ("/ws/traces/a", a["id"]), ("/ws/traces/none yet", 0)):
+        ws = await connect(path, hello_seq=seq)
+        await ws.disconnect()
+
+
+async def test_messages_are_built_only_while_a_page_listens(monkeypatch):
+    built = []
+    real = live.messages_for
+    monkeypatch.setattr(live, "messages_for", lambda saved: built.append(saved) or real(saved))
+    await send(event("quiet"))
+    assert built == []
+    ws = await connect("/ws/traces/elsewhere")  # any page of this server counts
+    try:
+        await send(event("heard"))
+        assert len(built) == 1
+    finally:
+        await ws.disconnect()
+    await send(event("quiet again"))
+    assert len(built) == 1 and live.listening.value == 0

@@ -1,17 +1,22 @@
 """What the open pages hear about: one channel group for the trace list, one per trace.
 
-Event messages carry ``seq``, the event's id (increasing with every stored event), so a page that
-reconnects asks the read API for what came after the last ``seq`` it saw and ignores repeats.
-Messages are built right after commit, where the database may be read (the writer thread, or the
-proxy's writer process), and sent from the server's event loop.
+Event messages carry ``seq``, the event's id (increasing with every stored event), so a page asks
+the read API for what came after the last ``seq`` it saw and ignores repeats. Messages are built
+right after commit, in the writer process, and sent from the server's event loop.
+
+Nobody listening is the common case under load (an agent run with no page open), and building the
+messages was a tenth of the cost of storing an event, so the writer skips them then. It reads how
+many pages listen after its commit, and a consumer counts itself in before it reads the newest
+``seq`` for its hello: either the writer sees the page, or the page's hello already covers the event.
 """
 
 import hashlib
 import logging
+import multiprocessing
 from collections import Counter
 from typing import Any
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from .background import in_background
 from .store import Saved
@@ -22,6 +27,16 @@ Message = tuple[str, dict[str, Any]]
 
 # Proxied streams running in this process, by trace id: the pages show them as "in progress".
 streams_in_progress: Counter[str] = Counter()
+
+
+# Pages listening to this server process, in memory shared with its writer process.
+listening = multiprocessing.get_context("spawn").RawValue("i", 0)
+
+
+def announce_needed() -> bool:
+    """Whether newly stored events need messages: a page listens, or the channel layer is shared with
+    other server processes (Redis), whose pages this process cannot count."""
+    return listening.value > 0 or not isinstance(get_channel_layer(), InMemoryChannelLayer)
 
 
 def trace_group(trace_id: str) -> str:

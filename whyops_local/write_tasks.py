@@ -70,6 +70,8 @@ def _store_and_announce(jobs: list[EventsJob], cache: RowCache | None) -> list[t
         outcomes = record_jobs(jobs, cache)
     except Exception as exc:  # noqa: BLE001  (the commit failed: every request in the group fails)
         return [exc] * len(jobs)
+    if not live.announce_needed():  # asked after the commit (see live.py)
+        return [outcome if isinstance(outcome, Exception) else (outcome, []) for outcome in outcomes]
     announced: list[tuple[list[Saved], list] | Exception] = []
     for outcome in outcomes:
         if isinstance(outcome, Exception):

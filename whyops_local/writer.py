@@ -55,7 +55,7 @@ class _WriterProcess:
         # Spawned, not forked: forking a server with running threads is unsafe.
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe()
-        self._process = context.Process(target=writer_process.serve, args=(theirs, settings.DATABASES),
+        self._process = context.Process(target=writer_process.serve, args=(theirs, settings.DATABASES, live.listening),
                                         name="whyops-writer", daemon=True)
         self._process.start()
         theirs.close()

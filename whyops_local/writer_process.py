@@ -15,7 +15,7 @@ MAX_GROUP_BYTES = 512 * 1024
 _CLOSED = object()
 
 
-def serve(conn: Connection, databases: dict[str, Any]) -> None:
+def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
     import django
     from django.conf import settings
 
@@ -24,6 +24,9 @@ def serve(conn: Connection, databases: dict[str, Any]) -> None:
 
     from django.db import connection
 
+    from . import live
+
+    live.listening = listening  # the server's count of listening pages, in shared memory
     from .store import RowCache
     from .write_tasks import Ingest, ingest_group, perform
 

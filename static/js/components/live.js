@@ -1,6 +1,7 @@
-// A websocket that stays connected: reconnects with backoff (server restart, laptop sleep), shows
-// its state in #live-indicator, and after every reconnect asks the page to catch up on what it
-// missed (the page fetches from its last sequence number, so nothing is lost or doubled).
+// A websocket that stays connected: reconnects with backoff (server restart, laptop sleep) and shows
+// its state in #live-indicator. The server's hello carries the newest sequence number, and goes to
+// the page like any message: a page behind it (events stored since it was rendered, or while it was
+// disconnected) fetches from its last sequence number, so nothing is lost or doubled.
 
 const indicator = () => document.getElementById("live-indicator");
 
@@ -13,11 +14,10 @@ function show(state, title) {
   el.title = title;
 }
 
-// path: e.g. "/ws/traces/"; onMessage(message); onReconnect() after a dropped connection is back.
-export function connectLive(path, { onMessage, onReconnect }) {
+// path: e.g. "/ws/traces/"; onMessage(message) for each message, the hello included.
+export function connectLive(path, { onMessage }) {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${path}`;
   let delay = 250;
-  let everConnected = false;
 
   function open() {
     const socket = new WebSocket(url);
@@ -26,9 +26,6 @@ export function connectLive(path, { onMessage, onReconnect }) {
       if (message.type === "hello") {
         show("live", "Receiving new events as they are stored");
         delay = 250;
-        if (everConnected) onReconnect();
-        everConnected = true;
-        return;
       }
       onMessage(message);
     });

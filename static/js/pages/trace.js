@@ -108,8 +108,8 @@ draw();
 renderTimeline(document.getElementById("timeline"), data.timeline, select);
 markTimeline();
 
-// Live: new events on this trace redraw graph and timeline and refresh the header totals; after a
-// reconnect the same re-fetch brings back whatever was missed.
+// Live: new events on this trace (or a hello newer than the page) redraw graph and timeline and
+// refresh the header totals; the same re-fetch brings back whatever was missed.
 let lastSeq = data.lastSeq || 0;
 const head = document.getElementById("trace-head");
 const update = coalesce(async () => {
@@ -126,7 +126,6 @@ connectLive(`/ws/traces/${encodeURIComponent(traceId).replaceAll("%2F", "/")}`, 
     if (message.type === "stream.state") document.getElementById("stream-state").hidden = !message.running;
     else if (message.seq > lastSeq) update();
   },
-  onReconnect: update,
 });
 // For tests and bench/pages.py: the graph, timeline and handlers are in place.
 performance.mark("whyops-ready");

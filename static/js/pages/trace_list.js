@@ -1,6 +1,7 @@
 // The trace list, live: when the server announces activity, fetch the rows (server-rendered,
 // escaped) of traces changed since the newest sequence number shown, with the page's filters,
-// and put them at the top. After a reconnect the same fetch brings back whatever was missed.
+// and put them at the top. A hello newer than the page (after a reconnect, say) brings back
+// whatever was missed the same way.
 import { coalesce, connectLive } from "../components/live.js";
 
 const params = new URLSearchParams(location.search);
@@ -39,6 +40,5 @@ if (firstPage) {
         }
       } else if (message.seq > lastSeq) catchUp();
     },
-    onReconnect: catchUp,
   });
 }
