@@ -9,6 +9,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from . import daphne_requests  # noqa: E402
 from .ingest import IngestFastPath  # noqa: E402
 from .proxy.asgi import with_lean_proxy  # noqa: E402
 from .routing import websocket_urlpatterns  # noqa: E402
@@ -19,4 +20,5 @@ application = ProtocolTypeRouter({
     # Only pages of this app (an Origin among ALLOWED_HOSTS) may listen in.
     "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
 })
+daphne_requests.use()
 start_writer()
