@@ -107,6 +107,7 @@ class RowCache:
     def clear(self) -> None:
         self.agents: dict[str, Agent] = {}
         self.latest_versions: dict[str, str | None] = {}
+        self.versions: dict[tuple[str, str], str] = {}  # (agent id, version hash) -> version id
         self.traces: dict[str, Trace] = {}
 
     def revalidate(self) -> None:
@@ -130,14 +131,19 @@ class RowCache:
         # Events may carry the agent's configuration (user_message metadata); otherwise they
         # belong to their trace's version, and the first event of a trace to the agent's latest.
         if isinstance(metadata.get("systemPrompt"), str) or isinstance(metadata.get("tools"), list):
+            config = {k: metadata.get(k) for k in ("systemPrompt", "tools", "description")}
             try:
-                with transaction.atomic():
-                    version, _ = _version(agent, {k: metadata.get(k) for k in ("systemPrompt", "tools", "description")})
+                key = (agent.id, version_hash(config))
+                if key not in self.versions:  # every proxied call carries its system prompt
+                    with transaction.atomic():
+                        self.versions[key] = _version(agent, config)[0].id
             except (IntegrityError, TypeError, AttributeError):
-                version = None  # metadata too malformed to be a version; the event still counts
-            if version is not None:
-                self.latest_versions[agent.name] = version.id
-                return version.id
+                return self._trace_or_latest_version(agent, trace)  # too malformed to be a version; still counts
+            self.latest_versions[agent.name] = self.versions[key]
+            return self.versions[key]
+        return self._trace_or_latest_version(agent, trace)
+
+    def _trace_or_latest_version(self, agent: Agent, trace: Trace) -> str | None:
         if trace.agent_id == agent.id and trace.agent_version_id is not None:
             return trace.agent_version_id
         if agent.name not in self.latest_versions:
@@ -278,7 +284,7 @@ def _new_event(related: dict[str, Any], **values: Any) -> Event:
 @dataclass
 class EventsJob:
     """One request's events and where they came from; ``user`` is the header's external user id,
-    used where an event names none."""
+    used where an event names none. An unsaved ``exchange`` is saved along with the events."""
 
     items: list[EventIn]
     source: str = Event.SOURCE_SDK
@@ -384,6 +390,8 @@ def _save_totals(trace: Trace) -> None:
 
 def _record(batch: RowCache, job: EventsJob) -> list[Saved]:
     now = timezone.now()
+    if job.exchange is not None and job.exchange.pk is None:
+        job.exchange.save()  # a proxied call's raw exchange: stored with its events or not at all
     results: list[Saved | None] = []
     pending: list[Event] = []
     keys_in_request: dict[tuple[str, str], Event] = {}

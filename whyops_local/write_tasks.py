@@ -26,10 +26,13 @@ class Ingest:
 
 @dataclass
 class Write:
-    """Any other write: a module-level function and its (picklable) arguments."""
+    """Any other write: a module-level function and its (picklable) arguments. With ``with_cache``
+    it is also given the writer's row cache (``cache=``), which it keeps up to date; otherwise the
+    cache is dropped after it, since the write may have changed cached rows."""
 
     fn: Callable[..., Any]
     args: tuple = ()
+    with_cache: bool = False
 
 
 # An ingest request is answered (status, JSON body, live messages to publish), or fails with an exception.
@@ -86,9 +89,12 @@ def _store_and_announce(jobs: list[EventsJob], cache: RowCache | None) -> list[t
     return announced
 
 
-def perform(task: Write) -> Any:
+def perform(task: Write, cache: RowCache | None = None) -> Any:
     """The write's result, or the exception it raised (handed to whoever asked for it)."""
     try:
-        return task.fn(*task.args)
+        return task.fn(*task.args, cache=cache) if task.with_cache else task.fn(*task.args)
     except Exception as exc:  # noqa: BLE001
         return exc
+    finally:
+        if cache is not None and not task.with_cache:
+            cache.clear()

@@ -44,8 +44,7 @@ def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
             connection.close()
         task_id, task = item
         if not isinstance(task, Ingest):
-            replies = [(task_id, perform(task))]
-            cache.clear()  # the write may have changed cached rows (a proxied call adds to its trace)
+            replies = [(task_id, perform(task, cache))]
         else:
             group, size = [item], len(task.body)
             while size < MAX_GROUP_BYTES:

@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
-
 from .. import live, writer
 from ..models import Event, Exchange
-from ..store import record_events
+from ..store import EventsJob, RowCache, record_jobs
 from ..validation import EventIn
 from ..write_tasks import Write
 from . import threads
@@ -104,19 +102,21 @@ def _tool_spans(call: Call) -> list[dict[str, Any]]:
                               call.started_at, skip_tools=by_sdk)
 
 
-def record(call: Call) -> list[tuple[str, dict[str, Any]]]:
-    """Store the call (in the writer) and return the live messages announcing it."""
+def record(call: Call, cache: RowCache | None = None) -> list[live.Message]:
+    """Store the call with its raw exchange (in the writer, with its row cache) and return the live
+    messages announcing it."""
     items = [EventIn.model_validate({**e, "traceId": call.trace_id, "agentName": call.agent}) for e in _events(call)]
-    with transaction.atomic():
-        exchange = Exchange.objects.create(
-            provider=call.api.provider, method=call.method, path=call.path[:512], status=call.status,
-            request_headers=call.request_headers, request_body=call.request_body.decode("utf-8", "replace"),
-            response_headers=call.response_headers, response_body=call.response_body.decode("utf-8", "replace"),
-            chunks=call.chunks, started_at=call.started_at, ttfb_ms=call.ttfb_ms, total_ms=call.total_ms,
-            interrupted=call.interrupted,
-        )
-        saved = record_events(items, source=Event.SOURCE_PROXY, user=call.user, exchange=exchange)
-    return live.messages_for(saved)
+    exchange = Exchange(
+        provider=call.api.provider, method=call.method, path=call.path[:512], status=call.status,
+        request_headers=call.request_headers, request_body=call.request_body.decode("utf-8", "replace"),
+        response_headers=call.response_headers, response_body=call.response_body.decode("utf-8", "replace"),
+        chunks=call.chunks, started_at=call.started_at, ttfb_ms=call.ttfb_ms, total_ms=call.total_ms,
+        interrupted=call.interrupted,
+    )
+    (outcome,) = record_jobs([EventsJob(items, Event.SOURCE_PROXY, call.user, exchange)], cache)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return live.messages_for(outcome) if live.announce_needed() else []
 
 
 def record_soon(call: Call) -> None:
@@ -128,4 +128,4 @@ def record_soon(call: Call) -> None:
         else:
             live.publish_soon(outcome)
 
-    writer.submit(Write(record, (call,)), recorded)
+    writer.submit(Write(record, (call,), with_cache=True), recorded)
