@@ -7,6 +7,9 @@ proxy may add. The proxy views are async, CSRF-exempt and touch the database onl
 writer thread, so they need none of it.
 """
 
+import asyncio
+
+from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
 
@@ -25,6 +28,39 @@ class ProxyHandler(ASGIHandler):
 
     async def __call__(self, scope, receive, send) -> None:
         await self.handle(scope, receive, send)
+
+    async def handle(self, scope, receive, send) -> None:
+        """ASGIHandler.handle without the request_started and request_finished signals.
+
+        Their receivers are synchronous (reset_queries, close_old_connections), so each signal is
+        a hop to a worker thread and back, ~0.5 ms a call together (measured); the proxy views use
+        no database connection in this process. A client that hangs up cancels the view, as there.
+        """
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            request, error_response = self.create_request(scope, body_file)
+            if request is None:
+                await self.send_response(error_response, send)
+                return
+            serving = asyncio.ensure_future(self._serve(request, send))
+            hung_up = asyncio.ensure_future(self.listen_for_disconnect(receive))
+            await asyncio.wait([serving, hung_up], return_when=asyncio.FIRST_COMPLETED)
+            serving.cancel()  # if the client hung up first
+            hung_up.cancel()
+            await asyncio.gather(hung_up, return_exceptions=True)
+            try:
+                await serving
+            except asyncio.CancelledError:
+                pass
+        finally:
+            body_file.close()
+
+    async def _serve(self, request, send) -> None:
+        response = await self.run_get_response(request)
+        await self.send_response(response, send)
 
 
 def with_lean_proxy(django_app):
