@@ -110,7 +110,9 @@ class FakeUpstream:
         answer = routes[path](body or {})
         if isinstance(answer, list):
             return self._stream(handler, answer, gated="gated" in model, cut="cut" in model)
-        self._send(handler, 200, json.dumps(answer).encode(), {"x-request-id": f"req_{self.next_id()}"})
+        # As OpenAI's edge does: a cookie for this client, which must not reach any other.
+        self._send(handler, 200, json.dumps(answer).encode(),
+                   {"x-request-id": f"req_{self.next_id()}", "set-cookie": f"__cf_bm=fake-{self._calls}; path=/"})
 
     def _send(self, handler: BaseHTTPRequestHandler, status: int, payload: bytes,
               headers: dict[str, str] | None = None) -> None:

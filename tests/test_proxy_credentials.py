@@ -69,3 +69,21 @@ def test_a_web_page_of_another_site_cannot_use_the_proxy(proxied, fake):
                         headers={"Origin": "https://evil.example", "Content-Type": "text/plain"})
     assert answer.status_code == 403
     assert len(fake.requests) == before
+
+
+def test_upstream_cookies_go_back_to_their_client_and_to_no_later_call(proxied, fake):
+    """The proxy keeps no cookie jar: one agent's provider cookies must not ride along on another's calls."""
+    first = httpx.post(f"{proxied.proxy}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MESSAGES})
+    assert first.headers["set-cookie"].startswith("__cf_bm=fake-")
+    httpx.post(f"{proxied.proxy}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MESSAGES})
+    assert "cookie" not in fake.requests[-1].headers
+
+
+def test_upstream_sees_the_clients_headers_without_any_of_the_proxys_own(proxied, fake):
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", proxied.port)  # sends no User-Agent of its own
+    connection.request("POST", "/proxy/v1/chat/completions", body=b'{"model": "gpt-4o-mini", "messages": []}',
+                       headers={"Content-Type": "application/json"})
+    assert connection.getresponse().status == 200
+    assert "user-agent" not in fake.requests[-1].headers

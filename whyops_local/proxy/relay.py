@@ -20,16 +20,21 @@ from .threads import Conversations
 log = logging.getLogger(__name__)
 
 conversations = Conversations(config.CONVERSATIONS_KEPT)
-_clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
+_transports: dict[asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport] = {}
 
 
-def _client() -> httpx.AsyncClient:
-    # One pooled client per event loop: connections to the provider are reused across calls.
+def _transport() -> httpx.AsyncHTTPTransport:
+    """httpx's connection pool, one per event loop, used without an AsyncClient around it.
+
+    A client would keep the upstream's cookies and send them with every later call, whoever made
+    it; add its own default headers (User-Agent: python-httpx) to what the agent sent; and run its
+    auth, redirect and cookie machinery on every call, none of which a relay wants.
+    """
     loop = asyncio.get_running_loop()
-    if loop not in _clients:
+    if loop not in _transports:
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=100)
-        _clients[loop] = httpx.AsyncClient(limits=limits, timeout=config.TIMEOUT, follow_redirects=False)
-    return _clients[loop]
+        _transports[loop] = httpx.AsyncHTTPTransport(limits=limits)
+    return _transports[loop]
 
 
 def _with_ids(response: HttpResponse, call: Call) -> HttpResponse:
@@ -50,12 +55,12 @@ def _failure(call: Call, status: int, kind: str, message: str) -> HttpResponse:
 
 async def relay(call: Call, url: str, headers: dict[str, str], streamed: bool) -> HttpResponse:
     timeout = config.STREAM_TIMEOUT if streamed else config.TIMEOUT
-    client = _client()
-    request = client.build_request(call.method, url, headers=headers,
-                                   content=call.request_body if call.method == "POST" else None,
-                                   timeout=httpx.Timeout(timeout, connect=min(timeout, 30)))
+    request = httpx.Request(call.method, url, headers=headers,
+                            content=call.request_body if call.method == "POST" else None,
+                            extensions={"timeout": httpx.Timeout(timeout, connect=min(timeout, 30)).as_dict()})
     try:
-        upstream = await client.send(request, stream=True)
+        upstream = await _transport().handle_async_request(request)
+        upstream.request = request
     except httpx.TimeoutException:
         return _failure(call, 504, "timeout", f"The upstream {url} did not answer within {timeout:g} s")
     except httpx.HTTPError as exc:
