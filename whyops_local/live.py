@@ -77,6 +77,9 @@ async def publish(messages: list[Message]) -> None:
 
 def publish_soon(messages: list[Message]) -> None:
     """Send from the running event loop without waiting; a failure is logged, never raised."""
+    if not messages:
+        return
+
     async def send() -> None:
         try:
             await publish(messages)
@@ -88,11 +91,13 @@ def publish_soon(messages: list[Message]) -> None:
 
 def stream_started(trace_id: str) -> None:
     streams_in_progress[trace_id] += 1
-    publish_soon(stream_messages(trace_id, running=True))
+    if announce_needed():  # a page opened later reads streams_in_progress
+        publish_soon(stream_messages(trace_id, running=True))
 
 
 def stream_ended(trace_id: str) -> None:
     streams_in_progress[trace_id] -= 1
     if streams_in_progress[trace_id] <= 0:
         del streams_in_progress[trace_id]
-    publish_soon(stream_messages(trace_id, running=trace_id in streams_in_progress))
+    if announce_needed():
+        publish_soon(stream_messages(trace_id, running=trace_id in streams_in_progress))

@@ -74,7 +74,8 @@ async def relay(call: Call, url: str, headers: dict[str, str], streamed: bool) -
         response = StreamingHttpResponse(_stream(upstream, call, reassembly), status=upstream.status_code)
     else:
         try:
-            body = await asyncio.wait_for(upstream.aread(), timeout)
+            async with asyncio.timeout(timeout):  # the whole body; httpx's read timeout is per read
+                body = await upstream.aread()
         except (TimeoutError, httpx.TimeoutException):
             return _failure(call, 504, "timeout", f"The upstream {url} did not finish within {timeout:g} s")
         except httpx.HTTPError as exc:
