@@ -73,6 +73,7 @@ async def relay(call: Call, url: str, headers: dict[str, str], streamed: bool) -
     if upstream.headers.get("content-type", "").startswith("text/event-stream") and reassembly is not None:
         response = StreamingHttpResponse(_stream(upstream, call, reassembly), status=upstream.status_code)
     else:
+        body = None
         try:
             async with asyncio.timeout(timeout):  # the whole body; httpx's read timeout is per read
                 body = await upstream.aread()
@@ -81,7 +82,9 @@ async def relay(call: Call, url: str, headers: dict[str, str], streamed: bool) -
         except httpx.HTTPError as exc:
             return _failure(call, 502, "upstream_unreachable", f"The upstream {url} failed: {exc!r}")
         finally:
-            in_background(upstream.aclose())
+            if body is None:  # failed or cancelled (the client hung up): close without waiting here
+                in_background(upstream.aclose())
+        await upstream.aclose()  # read to the end, this only hands the connection back to the pool
         call.response_body = body
         call.finish()
         if call.api.recorded:
