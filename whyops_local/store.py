@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from django.conf import settings
@@ -243,12 +244,13 @@ def _build_event(batch: RowCache, item: EventIn, *, source: str, user: str | Non
     if duplicate is not None:
         return Saved(duplicate, "skipped")
     metadata = item.metadata or {}
+    usage = item.usage
     step, parent = _next_step(trace, item)
     model = metadata.get("model") if isinstance(metadata.get("model"), str) else ""
     provider = metadata.get("provider") if isinstance(metadata.get("provider"), str) else ""
     cost = note = None
     if item.eventType in PRICED_EVENTS:
-        price = pricing.price_event(provider, model, item.eventType, item.usage)
+        price = pricing.price_event(provider, model, item.eventType, usage)
         cost, note = price.cost_usd, price.note
     return _new_event(
         {"trace": trace, "agent": agent, "exchange": exchange},
@@ -269,7 +271,7 @@ def _build_event(batch: RowCache, item: EventIn, *, source: str, user: str | Non
         latency_ms=metadata.get("latencyMs"),
         cost_usd=cost,
         cost_note=note or "",
-        **_tokens(item.eventType, item.usage),
+        **_tokens(item.eventType, usage),
     )
 
 
@@ -334,17 +336,25 @@ def _converter(field: models.Field, vendor: str):
 
 
 @lru_cache(maxsize=8)
-def _converters(fields: tuple, vendor: str) -> tuple:
-    return tuple((f.attname, _converter(f, vendor)) for f in fields)
+def _row_reader(fields: tuple, vendor: str) -> tuple[itemgetter, tuple]:
+    """What reads ``fields`` off an instance's __dict__ at once, and the (position, converter) pairs of
+    the few columns that need converting."""
+    converting = tuple((i, convert) for i, f in enumerate(fields) if (convert := _converter(f, vendor)))
+    return itemgetter(*(f.attname for f in fields)), converting
 
 
 def _db_values(fields: tuple, objects: list, db) -> list:
     """The database values of ``fields`` of each of ``objects``, in order (what save() would send)."""
-    prepare = _converters(fields, db.vendor)
     # Read from each instance's __dict__: a foreign key's attribute is a data descriptor, a Python
     # call per read. Every column is there (the hot path's events and fully loaded traces).
-    return [row[name] if convert is None else convert(row[name], db)
-            for row in map(vars, objects) for name, convert in prepare]
+    read, converting = _row_reader(fields, db.vendor)
+    values = []
+    for row in map(vars, objects):
+        columns = list(read(row))
+        for position, convert in converting:
+            columns[position] = convert(columns[position], db)
+        values += columns
+    return values
 
 
 def _db():

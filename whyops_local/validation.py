@@ -139,6 +139,12 @@ class EventIn(BaseModel):
         return {key: usage[key] for key in USAGE_FIELDS if usage.get(key) is not None}
 
 
+def _plain_usage(usage: Any) -> bool:
+    """The common valid case, decided without building a model (UsageIn says why anything else fails)."""
+    return type(usage) is dict and all(
+        value is None or (type(value) is int and value >= 0) for key, value in usage.items() if key in UsageIn.model_fields)
+
+
 def _metadata_details(event: EventIn) -> list[dict[str, str]]:
     metadata = event.metadata or {}
     details = [
@@ -146,9 +152,10 @@ def _metadata_details(event: EventIn) -> list[dict[str, str]]:
         for key in REQUIRED_METADATA.get(event.eventType, ())
         if not (isinstance(metadata.get(key), str) and metadata[key])
     ]
-    if metadata.get("usage") is not None:
+    usage = metadata.get("usage")
+    if usage is not None and not _plain_usage(usage):
         try:
-            UsageIn.model_validate(metadata["usage"])
+            UsageIn.model_validate(usage)
         except ValidationError as exc:
             details += _pydantic_details(exc, "metadata.usage.")
     latency = metadata.get("latencyMs")
