@@ -212,9 +212,10 @@ class Event(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["trace", "idempotency_key"], name="event_idempotency_unique"),
         ]
+        # No (trace, span_id) index: span ids are random, so it cost each insert a random page, and the
+        # one query by span (a tool span's panel) reads within one trace through event_trace_step.
         indexes = [
             models.Index(fields=["trace", "step_id", "id"], name="event_trace_step"),
-            models.Index(fields=["trace", "span_id"], name="event_trace_span"),
             models.Index(fields=["model"], name="event_model"),
         ]
 
