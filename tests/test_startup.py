@@ -10,3 +10,38 @@ def test_runserver_migrates_and_prints_the_data_path_and_base_urls(server):
     assert "unapplied migration" not in log
     assert httpx.get(f"{server.api}/traces").status_code == 200  # the tables exist
     assert (server.data_dir / "secret_key").stat().st_mode & 0o077 == 0  # generated, private
+
+
+def test_ctrl_c_stops_the_server_and_its_writer_quietly_keeping_what_was_stored(tmp_path):
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from .servers import ROOT, free_port, wait_until_up
+
+    port = free_port()
+    process = subprocess.Popen(  # with the autoreloader, as the README runs it
+        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"], cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "whyops_local.settings", "WHYOPS_DATA_DIR": str(tmp_path)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}/api/health", process)
+        answer = httpx.post(f"http://127.0.0.1:{port}/api/events/ingest",
+                            json={"eventType": "user_message", "traceId": "bye", "agentName": "a"})
+        assert answer.status_code == 201
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        output = process.communicate(timeout=15)[0].decode()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert "Traceback" not in output and "whyops-writer" not in output and "stopped" not in output, output
+    time.sleep(0.5)
+    session = subprocess.run(["ps", "-s", str(process.pid), "-o", "stat=,args="], capture_output=True, text=True).stdout
+    survivors = [line for line in session.splitlines() if not line.lstrip().startswith("Z")]  # exited, unreaped
+    assert survivors == [], survivors
+    with sqlite3.connect(tmp_path / "whyops.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*) FROM whyops_local_event").fetchone() == (1,)

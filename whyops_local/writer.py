@@ -13,6 +13,7 @@ transaction each test runs in.
 """
 
 import asyncio
+import atexit
 import itertools
 import logging
 import multiprocessing
@@ -44,10 +45,19 @@ class _WriterProcess:
         self._process = None
         self._waiting: dict[int, tuple[asyncio.AbstractEventLoop, Done]] = {}
         self._ids = itertools.count()
+        self._ever_started = False
 
     def start(self) -> None:
         with self._lock:
             self._start()
+
+    def close(self) -> None:
+        """Close the pipe and let the writer finish the commit it is in (at the server's exit)."""
+        with self._lock:
+            conn, process, self._conn = self._conn, self._process, None
+        if conn is not None:
+            conn.close()
+            process.join(timeout=10)
 
     def _start(self) -> None:
         if self._conn is not None:
@@ -58,6 +68,11 @@ class _WriterProcess:
         self._process = context.Process(target=writer_process.serve, args=(theirs, settings.DATABASES, live.listening),
                                         name="whyops-writer", daemon=True)
         self._process.start()
+        if not self._ever_started:
+            self._ever_started = True
+            # Registered after multiprocessing's exit handler (which terminates daemonic processes),
+            # so it runs before it: the writer finishes its commit instead of dying in it.
+            atexit.register(self.close)
         theirs.close()
         self._conn = ours
         threading.Thread(target=self._read_replies, args=(ours,), name="whyops-writer-replies", daemon=True).start()

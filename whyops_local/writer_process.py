@@ -6,6 +6,7 @@ with the server's own database settings before anything touches a model.
 
 import pickle
 import queue
+import signal
 import threading
 from multiprocessing.connection import Connection
 from typing import Any
@@ -16,6 +17,9 @@ _CLOSED = object()
 
 
 def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
+    # Ctrl-C reaches the whole process group; the writer stops when the server closes the pipe,
+    # after the commit it is in.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     import django
     from django.conf import settings
 
@@ -58,7 +62,10 @@ def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
                 group.append(more)
                 size += len(more[1].body)
             replies = list(zip([i for i, _ in group], ingest_group([t for _, t in group], cache)))
-        _reply(conn, replies)
+        try:
+            _reply(conn, replies)
+        except OSError:  # the server is gone
+            return
 
 
 def _receive(conn: Connection, inbox: queue.SimpleQueue) -> None:
