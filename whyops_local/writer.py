@@ -99,8 +99,9 @@ class _WriterProcess:
             by_loop: dict[asyncio.AbstractEventLoop, list] = defaultdict(list)
             with self._lock:
                 for task_id, outcome in replies:
-                    loop, done = self._waiting.pop(task_id)
-                    by_loop[loop].append((done, outcome))
+                    if waiting := self._waiting.pop(task_id, None):  # None: already failed by _stopped
+                        loop, done = waiting
+                        by_loop[loop].append((done, outcome))
             for loop, settled in by_loop.items():
                 loop.call_soon_threadsafe(_settle_all, settled)
 
