@@ -1,4 +1,6 @@
-"""`manage.py runserver` on a fresh data dir: migrates by itself and says where things are."""
+"""`manage.py runserver` on a fresh data dir: migrates by itself, says where things are, stops cleanly."""
+
+import os
 
 import httpx
 
@@ -45,3 +47,31 @@ def test_ctrl_c_stops_the_server_and_its_writer_quietly_keeping_what_was_stored(
     assert survivors == [], survivors
     with sqlite3.connect(tmp_path / "whyops.sqlite3") as db:
         assert db.execute("SELECT COUNT(*) FROM whyops_local_event").fetchone() == (1,)
+
+
+def test_a_terminated_server_stops_at_once_with_its_writer(tmp_path):
+    """SIGTERM (a service manager, the test harness) ends the server in its own time, not a timeout's."""
+    import subprocess
+    import time
+
+    from .servers import run_server
+
+    with run_server(tmp_path) as server:
+        assert httpx.post(f"{server.api}/events/ingest",
+                          json={"eventType": "user_message", "traceId": "t", "agentName": "a"}).status_code == 201
+        children = [int(pid) for pid in open(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read().split()]
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the server took more than 5 s to stop") from None
+    def gone(pid: int) -> bool:
+        try:
+            return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"  # exited, unreaped
+        except FileNotFoundError:
+            return True
+
+    deadline = time.monotonic() + 3  # the writer and multiprocessing's tracker follow within moments
+    while not all(gone(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(gone(pid) for pid in children)

@@ -52,12 +52,17 @@ class _WriterProcess:
             self._start()
 
     def close(self) -> None:
-        """Close the pipe and let the writer finish the commit it is in (at the server's exit)."""
+        """Stop the writer after the writes sent so far (at the server's exit)."""
         with self._lock:
             conn, process, self._conn = self._conn, self._process, None
-        if conn is not None:
-            conn.close()
-            process.join(timeout=10)
+        if conn is None:
+            return
+        # Said rather than shown by closing the pipe: the reply thread, blocked reading it, would
+        # keep the socket open, and the writer would wait for more.
+        with self._send_lock:
+            conn.send(None)
+        process.join(timeout=10)
+        conn.close()
 
     def _start(self) -> None:
         if self._conn is not None:

@@ -71,10 +71,13 @@ def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
 def _receive(conn: Connection, inbox: queue.SimpleQueue) -> None:
     while True:
         try:
-            inbox.put(conn.recv())
+            message = conn.recv()
         except (EOFError, OSError):
+            message = None
+        if message is None:  # the server is gone, or says it is going (writer.STOP)
             inbox.put(_CLOSED)
             return
+        inbox.put(message)
 
 
 def _reply(conn: Connection, replies: list[tuple[int, Any]]) -> None:
