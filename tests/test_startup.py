@@ -1,8 +1,15 @@
 """`manage.py runserver` on a fresh data dir: migrates by itself, says where things are, stops cleanly."""
 
 import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 
 import httpx
+
+from .servers import ROOT, free_port, run_server, wait_until_up
 
 
 def test_runserver_migrates_and_prints_the_data_path_and_base_urls(server):
@@ -15,15 +22,6 @@ def test_runserver_migrates_and_prints_the_data_path_and_base_urls(server):
 
 
 def test_ctrl_c_stops_the_server_and_its_writer_quietly_keeping_what_was_stored(tmp_path):
-    import os
-    import signal
-    import sqlite3
-    import subprocess
-    import sys
-    import time
-
-    from .servers import ROOT, free_port, wait_until_up
-
     port = free_port()
     process = subprocess.Popen(  # with the autoreloader, as the README runs it
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"], cwd=ROOT,
@@ -51,11 +49,6 @@ def test_ctrl_c_stops_the_server_and_its_writer_quietly_keeping_what_was_stored(
 
 def test_a_terminated_server_stops_at_once_with_its_writer(tmp_path):
     """SIGTERM (a service manager, the test harness) ends the server in its own time, not a timeout's."""
-    import subprocess
-    import time
-
-    from .servers import run_server
-
     with run_server(tmp_path) as server:
         assert httpx.post(f"{server.api}/events/ingest",
                           json={"eventType": "user_message", "traceId": "t", "agentName": "a"}).status_code == 201
