@@ -102,7 +102,7 @@ def run(measure_one, direct: str, proxied: str, requests: int, concurrency: int,
         server_pid: int):
     before = cpu_ms(server_pid)
     timings = asyncio.run(measure(measure_one, direct, proxied, requests, concurrency, upstream_ms))
-    time.sleep(1)  # let the recording thread catch up, its CPU counts too
+    time.sleep(1)  # let the writer process finish recording, its CPU counts too
     timings["server_cpu_ms"] = (cpu_ms(server_pid) - before) / (len(timings["proxy"]) + 20)
     return timings
 

@@ -94,7 +94,7 @@ class RowCache:
     """Agents, traces and latest versions read or written in a transaction, so an array of events
     costs one lookup per agent and trace.
 
-    The writer thread keeps one across transactions, which spares most queries of a single-event
+    The writer process keeps one across transactions, which spares most queries of a single-event
     request: on SQLite it stays valid while no other connection commits, which ``PRAGMA
     data_version`` tells (checked inside the write transaction, when no one else can commit).
     """

@@ -17,7 +17,7 @@ _CLOSED = object()
 
 
 def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
-    # Ctrl-C reaches the whole process group; the writer stops when the server closes the pipe,
+    # Ctrl-C reaches the whole process group; the writer stops when the server says so or goes away,
     # after the commit it is in.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import django
@@ -74,7 +74,7 @@ def _receive(conn: Connection, inbox: queue.SimpleQueue) -> None:
             message = conn.recv()
         except (EOFError, OSError):
             message = None
-        if message is None:  # the server is gone, or says it is going (writer.STOP)
+        if message is None:  # the server is gone, or says it is going (writer._WriterProcess.close)
             inbox.put(_CLOSED)
             return
         inbox.put(message)

@@ -3,8 +3,8 @@
 Through the full handler every call pays for the page middleware (each ``MiddlewareMixin`` runs its
 hooks on a worker thread in async mode: two thread hops per middleware) and for a fresh
 thread-sensitive executor. That is several milliseconds per call on a small machine, more than the
-proxy may add. The proxy views are async, CSRF-exempt and touch the database only from their own
-writer thread, so they need none of it.
+proxy may add. The proxy views are async, CSRF-exempt and leave the database to the writer
+process, so they need none of it.
 """
 
 import asyncio
