@@ -4,6 +4,7 @@ Imports nothing of the app at module level: the process is spawned, and Django i
 with the server's own database settings before anything touches a model.
 """
 
+import logging
 import pickle
 import queue
 import signal
@@ -14,6 +15,7 @@ from typing import Any
 # Ingest requests that queued up are stored in one commit, up to about this many bytes of bodies.
 MAX_GROUP_BYTES = 512 * 1024
 _CLOSED = object()
+log = logging.getLogger("whyops_local.writer")
 
 
 def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
@@ -49,6 +51,12 @@ def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
         task_id, task = item
         if not isinstance(task, Ingest):
             replies = [(task_id, perform(task, cache))]
+            if task_id is None:  # unawaited: only live messages are worth a reply (and a wakeup)
+                outcome = replies[0][1]
+                if isinstance(outcome, Exception):
+                    log.error("a write nobody waited for failed: %r", outcome)
+                if not outcome or isinstance(outcome, Exception):
+                    continue
         else:
             group, size = [item], len(task.body)
             while size < MAX_GROUP_BYTES:
@@ -77,7 +85,8 @@ def _receive(conn: Connection, inbox: queue.SimpleQueue) -> None:
         if message is None:  # the server is gone, or says it is going (writer._WriterProcess.close)
             inbox.put(_CLOSED)
             return
-        inbox.put(message)
+        for item in message:  # (task id, task) pairs; the id is None for a write nobody waits for
+            inbox.put(item)
 
 
 def _reply(conn: Connection, replies: list[tuple[int, Any]]) -> None:

@@ -104,7 +104,15 @@ def _tool_spans(call: Call) -> list[dict[str, Any]]:
 
 def record(call: Call, cache: RowCache | None = None) -> list[live.Message]:
     """Store the call with its raw exchange (in the writer, with its row cache) and return the live
-    messages announcing it."""
+    messages announcing it. Nobody waits for this: a failure is logged here, where the call is known."""
+    try:
+        return _store(call, cache)
+    except Exception:
+        log.exception("could not record the proxied call %s %s (trace %s)", call.method, call.path, call.trace_id)
+        return []
+
+
+def _store(call: Call, cache: RowCache | None) -> list[live.Message]:
     items = [EventIn.model_validate({**e, "traceId": call.trace_id, "agentName": call.agent}) for e in _events(call)]
     exchange = Exchange(
         provider=call.api.provider, method=call.method, path=call.path[:512], status=call.status,
@@ -120,12 +128,5 @@ def record(call: Call, cache: RowCache | None = None) -> list[live.Message]:
 
 
 def record_soon(call: Call) -> None:
-    """Queue the call for the writer; once stored, it is announced from this event loop."""
-    def recorded(outcome: list[live.Message] | Exception) -> None:
-        if isinstance(outcome, Exception):
-            log.error("could not record the proxied call %s %s (trace %s): %r",
-                      call.method, call.path, call.trace_id, outcome)
-        else:
-            live.publish_soon(outcome)
-
-    writer.submit(Write(record, (call,), with_cache=True), recorded)
+    """Queue the call for the writer, behind the response; once stored, it is announced from this event loop."""
+    writer.write_soon(Write(record, (call,), with_cache=True))
