@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta, timezone
 
 from whyops_local.proxy import anthropic, openai
-from whyops_local.proxy.threads import Conversations, tool_spans
+from whyops_local.proxy.threads import Conversations, History, tool_spans
 
 FIRST = {"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "weather?"}]}
 ANSWER = {"choices": [{"message": {"role": "assistant", "content": None, "tool_calls": [
@@ -16,34 +16,34 @@ SECOND = {"messages": [*FIRST["messages"], ECHOED, {"role": "tool", "tool_call_i
 
 def remembered(agent="a") -> Conversations:
     index = Conversations(limit=100)
-    index.remember(agent, openai.CHAT.conversation(FIRST) + openai.CHAT.answer(ANSWER), "trace-1")
+    index.remember(History(agent, openai.CHAT.conversation(FIRST)), openai.CHAT.answer(ANSWER), "trace-1")
     return index
 
 
 def test_a_request_continuing_an_earlier_history_finds_its_trace():
-    assert remembered().find("a", openai.CHAT.conversation(SECOND)) == "trace-1"
+    assert remembered().find(History("a", openai.CHAT.conversation(SECOND))) == "trace-1"
 
 
 def test_a_new_conversation_with_the_same_opening_does_not():
-    assert remembered().find("a", openai.CHAT.conversation(FIRST)) is None
+    assert remembered().find(History("a", openai.CHAT.conversation(FIRST))) is None
 
 
 def test_histories_are_kept_apart_per_agent():
-    assert remembered("a").find("b", openai.CHAT.conversation(SECOND)) is None
+    assert remembered("a").find(History("b", openai.CHAT.conversation(SECOND))) is None
 
 
 def test_a_response_id_continued_explicitly_finds_its_trace():
     index = Conversations(limit=100)
-    index.remember("a", [], "trace-9", response_id="resp_1")
-    assert index.find("a", [], previous_id="resp_1") == "trace-9"
+    index.remember(History("a", []), [], "trace-9", response_id="resp_1")
+    assert index.find(History("a", []), previous_id="resp_1") == "trace-9"
 
 
 def test_the_oldest_histories_are_forgotten_past_the_limit():
     index = Conversations(limit=1)
-    index.remember("a", ["x"], "old")
-    index.remember("a", ["y"], "new")
-    assert index.find("a", ["x", "more"]) is None
-    assert index.find("a", ["y", "more"]) == "new"
+    index.remember(History("a", [b"x"]), [], "old")
+    index.remember(History("a", [b"y"]), [], "new")
+    assert index.find(History("a", [b"x", b"more"])) is None
+    assert index.find(History("a", [b"y", b"more"])) == "new"
 
 
 def test_anthropic_histories_match_with_thinking_left_out():
@@ -54,8 +54,18 @@ def test_anthropic_histories_match_with_thinking_left_out():
                                             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
                                                                           "content": "sunny"}]}]}
     index = Conversations(limit=10)
-    index.remember("a", anthropic.MESSAGES.conversation(first) + anthropic.MESSAGES.answer(answer), "trace-2")
-    assert index.find("a", anthropic.MESSAGES.conversation(second)) == "trace-2"
+    index.remember(History("a", anthropic.MESSAGES.conversation(first)), anthropic.MESSAGES.answer(answer), "trace-2")
+    assert index.find(History("a", anthropic.MESSAGES.conversation(second))) == "trace-2"
+
+
+def test_histories_holding_a_lone_surrogate_still_match():
+    # JSON can spell one ("\ud800") and json reads it; UTF-8 cannot carry it.
+    first = {"messages": [{"role": "user", "content": "half an emoji: \ud800"}]}
+    second = {"messages": [*first["messages"], {"role": "assistant", "content": "ok"}, {"role": "user", "content": "and?"}]}
+    index = Conversations(limit=10)
+    index.remember(History("a", openai.CHAT.conversation(first)),
+                   openai.CHAT.answer({"choices": [{"message": {"role": "assistant", "content": "ok"}}]}), "trace-3")
+    assert index.find(History("a", openai.CHAT.conversation(second))) == "trace-3"
 
 
 def test_tool_calls_are_paired_with_their_results_into_spans_with_latency():

@@ -1,5 +1,7 @@
 """Calls land on the right trace: by header with SDK events alongside (hybrid), or by message history."""
 
+import json
+
 import anthropic
 import httpx
 import openai
@@ -69,6 +71,19 @@ def test_a_chat_without_trace_headers_continues_its_trace_with_tool_spans(proxie
     # The same opening in a new conversation is a new trace.
     again = api.chat.completions.with_raw_response.create(model="gpt-4o-mini-tools", messages=QUESTION)
     assert again.headers["X-Trace-ID"] != trace_id
+
+
+def test_a_history_holding_half_a_surrogate_pair_is_relayed_as_sent_and_continues_its_trace(proxied, fake):
+    # JSON can spell a lone surrogate ("\ud800") and Python reads it; UTF-8 cannot carry it.
+    url, headers = f"{proxied.proxy}/v1/chat/completions", {"content-type": "application/json"}
+    opening = {"role": "user", "content": "half an emoji: \ud800"}
+    first = httpx.post(url, content=json.dumps({"model": "gpt-4o-mini", "messages": [opening]}), headers=headers)
+    assert first.status_code == 200 and fake.requests[-1].body["messages"] == [opening]
+    history = [opening, first.json()["choices"][0]["message"], {"role": "user", "content": "and?"}]
+    second = httpx.post(url, content=json.dumps({"model": "gpt-4o-mini", "messages": history}).encode(), headers=headers)
+    assert second.status_code == 200
+    assert second.headers["X-Trace-ID"] == first.headers["X-Trace-ID"]
+    assert read_trace(proxied, first.headers["X-Trace-ID"], 4)["events"][0]["content"]["messages"] == [opening]
 
 
 def test_a_streamed_anthropic_conversation_without_headers_stays_on_one_trace(proxied, fake):

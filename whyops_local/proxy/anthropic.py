@@ -83,14 +83,14 @@ class Messages(AnthropicApi):
     def stream(self) -> "MessageStream":
         return MessageStream()
 
-    def conversation(self, body: dict[str, Any]) -> list[str]:
+    def conversation(self, body: dict[str, Any]) -> list[bytes]:
         entries = [entry("system", text_of(body.get("system")))] if body.get("system") else []
         for message in body.get("messages") or []:
             if isinstance(message, dict):
                 entries += _entries(message.get("role") or "", message.get("content"))
         return entries
 
-    def answer(self, response: dict[str, Any]) -> list[str]:
+    def answer(self, response: dict[str, Any]) -> list[bytes]:
         return _entries("assistant", response.get("content"))
 
     def tool_results(self, body: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -102,7 +102,7 @@ class Messages(AnthropicApi):
                 for block in _blocks(last.get("content")) if block.get("type") == "tool_result"]
 
 
-def _entries(role: str, content: Any) -> list[str]:
+def _entries(role: str, content: Any) -> list[bytes]:
     """One entry for a message's text and tool uses, one per tool result (thinking is left out)."""
     blocks = _blocks(content)
     text = "".join(block.get("text") or "" for block in blocks if block.get("type") == "text")

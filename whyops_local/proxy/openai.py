@@ -80,10 +80,10 @@ class ChatCompletions(OpenAIApi):
     def stream(self) -> "ChatStream":
         return ChatStream()
 
-    def conversation(self, body: dict[str, Any]) -> list[str]:
+    def conversation(self, body: dict[str, Any]) -> list[bytes]:
         return [_chat_entry(m) for m in body.get("messages") or [] if isinstance(m, dict)]
 
-    def answer(self, response: dict[str, Any]) -> list[str]:
+    def answer(self, response: dict[str, Any]) -> list[bytes]:
         choice = (response.get("choices") or [{}])[0]
         return [_chat_entry({"role": "assistant", **(choice.get("message") or {})})]
 
@@ -95,7 +95,7 @@ class ChatCompletions(OpenAIApi):
             results.append((message.get("tool_call_id"), message.get("content")))
         return results[::-1]
 
-def _chat_entry(message: dict[str, Any]) -> str:
+def _chat_entry(message: dict[str, Any]) -> bytes:
     calls = [call.get("id") for call in message.get("tool_calls") or [] if isinstance(call, dict)]
     return entry(message.get("role") or "", text_of(message.get("content")), calls, message.get("tool_call_id"))
 
@@ -178,10 +178,10 @@ class Responses(OpenAIApi):
     def stream(self) -> "ResponsesStream":
         return ResponsesStream()
 
-    def conversation(self, body: dict[str, Any]) -> list[str]:
+    def conversation(self, body: dict[str, Any]) -> list[bytes]:
         return [e for e in map(_responses_entry, _input_items(body)) if e]
 
-    def answer(self, response: dict[str, Any]) -> list[str]:
+    def answer(self, response: dict[str, Any]) -> list[bytes]:
         return [e for e in map(_responses_entry, response.get("output") or []) if e]
 
     def tool_results(self, body: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -202,7 +202,7 @@ def _input_items(body: dict[str, Any]) -> list[Any]:
     return given if isinstance(given, list) else []
 
 
-def _responses_entry(item: Any) -> str | None:
+def _responses_entry(item: Any) -> bytes | None:
     if not isinstance(item, dict):
         return None
     kind = item.get("type", "message")

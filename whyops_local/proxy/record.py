@@ -35,6 +35,7 @@ class Call:
     request_body: bytes
     body: dict[str, Any] | None
     started_at: datetime
+    history: threads.History | None = None  # None for routes not recorded
     started: float = field(default_factory=time.perf_counter)
     status: int | None = None
     response_headers: dict[str, str] = field(default_factory=dict)  # already redacted

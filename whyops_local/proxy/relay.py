@@ -103,9 +103,8 @@ def _json(body: bytes) -> dict | None:
 
 def _answered(call: Call, response: dict | None) -> None:
     call.response = response
-    if response is not None and call.status is not None and call.status < 300:
-        entries = call.api.conversation(call.body or {}) + call.api.answer(response)
-        conversations.remember(call.agent, entries, call.trace_id, response.get("id"))
+    if response is not None and call.status is not None and call.status < 300 and call.history is not None:
+        conversations.remember(call.history, call.api.answer(response), call.trace_id, response.get("id"))
 
 
 async def _stream(upstream: httpx.Response, call: Call, reassembly: Reassembly) -> AsyncIterator[bytes]:

@@ -4,6 +4,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
+from .. import jsontext
 from .sse import SSEEvent
 
 PartialEvent = dict[str, Any]  # eventType, content, metadata: the proxy adds trace, agent, time and span
@@ -31,17 +34,23 @@ def text_of(content: Any) -> str:
     return ""
 
 
-def entry(role: str, text: str, calls: Sequence[str] = (), result_for: str | None = None) -> str:
+def entry(role: str, text: str, calls: Sequence[str] = (), result_for: str | None = None) -> bytes:
     """One message reduced to what a client echoes back unchanged, for matching histories.
 
     Tool arguments are left out: some clients re-serialise them (key order, spacing) when they resend.
+    Every message of every request is reduced so, on the way upstream: orjson took a tenth of
+    json.dumps's time (which builds an encoder per call with ``ensure_ascii=False``).
     """
-    return json.dumps([role, text, list(calls), result_for], ensure_ascii=False)
+    reduced = [role, text, list(calls), result_for]
+    try:
+        return orjson.dumps(reduced)
+    except TypeError:  # a lone surrogate, which UTF-8 cannot carry
+        return json.dumps(reduced).encode()
 
 
 def json_or_none(data: bytes | str) -> Any:
     try:
-        return json.loads(data)
+        return jsontext.loads(data)
     except (ValueError, UnicodeDecodeError):
         return None
 
@@ -70,12 +79,12 @@ class Api:
         """A reassembly for the API's streamed answers; None for APIs not streamed or not recorded."""
         return None
 
-    def conversation(self, body: dict[str, Any]) -> list[str]:
-        """The request's history as ``entry`` strings, to find the earlier call it continues."""
+    def conversation(self, body: dict[str, Any]) -> list[bytes]:
+        """The request's history as ``entry`` values, to find the earlier call it continues."""
         return []
 
-    def answer(self, response: dict[str, Any]) -> list[str]:
-        """The response as the ``entry`` strings the client will send back in its next history."""
+    def answer(self, response: dict[str, Any]) -> list[bytes]:
+        """The response as the ``entry`` values the client will send back in its next history."""
         return []
 
     def tool_results(self, body: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -14,23 +14,37 @@ from typing import Any
 from .shapes import arguments_object, json_or_none
 
 
-def _prefix_digests(agent: str, entries: list[str]) -> list[str]:
-    """The digest of every prefix of ``entries``, each built on the previous one (linear, not quadratic)."""
-    digests, running = [], hashlib.sha256(agent.encode()).hexdigest()
-    for item in entries:
-        running = hashlib.sha256((running + item).encode()).hexdigest()
-        digests.append(running)
-    return digests
+class History:
+    """A request's history as the digest of each of its prefixes, the agent's alone first.
+
+    Built once per call, on the way upstream: it is both looked up (``find``) and, continued by the
+    answer, remembered for the next call. Each digest is built on the previous one, so this is
+    linear in the history's length, not quadratic.
+    """
+
+    def __init__(self, agent: str, entries: list[bytes]) -> None:
+        self.digests = [hashlib.sha256(agent.encode()).digest()]
+        for item in entries:
+            self.digests.append(hashlib.sha256(self.digests[-1] + item).digest())
+
+    def continued(self, entries: list[bytes]) -> bytes | None:
+        """The digest of this history followed by ``entries``; None if that is still no history at all."""
+        if len(self.digests) == 1 and not entries:
+            return None
+        running = self.digests[-1]
+        for item in entries:
+            running = hashlib.sha256(running + item).digest()
+        return running
 
 
 class Conversations:
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._traces: OrderedDict[str, str] = OrderedDict()
+        self._traces: OrderedDict[bytes | str, str] = OrderedDict()
 
-    def find(self, agent: str, entries: list[str], previous_id: str | None = None) -> str | None:
-        keys = [f"id:{previous_id}"] if previous_id else []
-        keys += reversed(_prefix_digests(agent, entries))  # the longest continued history wins
+    def find(self, history: History, previous_id: str | None = None) -> str | None:
+        keys: list[bytes | str] = [f"id:{previous_id}"] if previous_id else []
+        keys += reversed(history.digests[1:])  # the longest continued history wins
         for key in keys:
             trace_id = self._traces.get(key)
             if trace_id is not None:
@@ -38,13 +52,13 @@ class Conversations:
                 return trace_id
         return None
 
-    def remember(self, agent: str, entries: list[str], trace_id: str, response_id: str | None = None) -> None:
-        if entries:
-            self._put(_prefix_digests(agent, entries)[-1], trace_id)
+    def remember(self, history: History, answer: list[bytes], trace_id: str, response_id: str | None = None) -> None:
+        if (key := history.continued(answer)) is not None:
+            self._put(key, trace_id)
         if response_id:
             self._put(f"id:{response_id}", trace_id)
 
-    def _put(self, key: str, trace_id: str) -> None:
+    def _put(self, key: bytes | str, trace_id: str) -> None:
         self._traces[key] = trace_id
         self._traces.move_to_end(key)
         while len(self._traces) > self.limit:

@@ -17,6 +17,7 @@ from .headers import redact, upstream_headers
 from .record import Call
 from .relay import conversations, relay
 from .shapes import Api, json_or_none
+from .threads import History
 
 
 @dataclass(frozen=True)
@@ -89,12 +90,14 @@ async def proxy(request: HttpRequest, route: Route) -> HttpResponse:
     trace_id = request.headers.get("X-Trace-ID") or request.headers.get("X-Thread-ID")
     if trace_id and len(trace_id) > 128:
         return _refusal(api, 400, "invalid_request_error", "X-Trace-ID is longer than 128 characters")
-    if not trace_id and api.recorded:
-        trace_id = conversations.find(agent, api.conversation(body), api.previous_id(body))
+    history = History(agent, api.conversation(body)) if api.recorded else None
+    if not trace_id and history is not None:
+        trace_id = conversations.find(history, api.previous_id(body))
     call = Call(
         api=api, method=route.method, path=request.get_full_path(), trace_id=trace_id or str(uuid.uuid4()),
         agent=agent[:255], user=request.headers.get("X-External-User-Id") or None,
         request_headers=redact(request.headers.items()), request_body=raw, body=body, started_at=timezone.now(),
+        history=history,
     )
     headers = upstream_headers(request.headers, api.provider, _server_key(api), settings.WHYOPS_API_KEY)
     return await relay(call, url, headers, streamed=bool(body and body.get("stream")))
