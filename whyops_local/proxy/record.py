@@ -19,7 +19,7 @@ from ..store import EventsJob, RowCache, record_jobs
 from ..validation import EventIn
 from ..write_tasks import Write
 from . import threads
-from .shapes import Api
+from .shapes import Api, json_object
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,21 @@ class Call:
     @property
     def ended_at(self) -> datetime:
         return self.started_at + timedelta(milliseconds=self.total_ms or 0)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What crosses to the writer process: the request's and a plain answer's bytes, not their parsed
+        form, which the writer reads again. Pickling an agent's parsed history (a 33 KB one) cost the
+        server's event loop more than orjson takes to parse it, and the history's digests stay here."""
+        plain_answer = self.chunks is None and self.response is not None  # parsed from response_body
+        return {**self.__dict__, "body": None, "history": None, "_decoder": None,
+                "response": None if plain_answer else self.response, "_answer_in_body": plain_answer}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        answer_in_body = state.pop("_answer_in_body")
+        self.__dict__.update(state)
+        self.body = json_object(self.request_body) if self.method == "POST" else None
+        if answer_in_body:
+            self.response = json_object(self.response_body)
 
 
 def _events(call: Call) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from ..background import in_background
 from . import config
 from .headers import redact, returned_headers
 from .record import Call, record_soon
-from .shapes import Reassembly, json_or_none
+from .shapes import Reassembly, json_object
 from .sse import SSEParser
 from .threads import Conversations
 
@@ -88,17 +88,12 @@ async def relay(call: Call, url: str, headers: dict[str, str], streamed: bool) -
         call.response_body = body
         call.finish()
         if call.api.recorded:
-            _answered(call, _json(body))
+            _answered(call, json_object(body))
             record_soon(call)
         response = HttpResponse(body, status=upstream.status_code)
     for name, value in passed_headers:
         response[name] = value
     return _with_ids(response, call)
-
-
-def _json(body: bytes) -> dict | None:
-    data = json_or_none(body)
-    return data if isinstance(data, dict) else None
 
 
 def _answered(call: Call, response: dict | None) -> None:

@@ -55,6 +55,11 @@ def json_or_none(data: bytes | str) -> Any:
         return None
 
 
+def json_object(data: bytes) -> dict[str, Any] | None:
+    parsed = json_or_none(data)
+    return parsed if isinstance(parsed, dict) else None
+
+
 def arguments_object(arguments: Any) -> Any:
     """Tool arguments as an object when they are a JSON string of one (how tool spans show them)."""
     if isinstance(arguments, str):
