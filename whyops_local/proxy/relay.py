@@ -4,6 +4,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
+from functools import lru_cache
 
 import httpx
 from django.http import HttpResponse, StreamingHttpResponse
@@ -37,6 +38,12 @@ def _transport() -> httpx.AsyncHTTPTransport:
     return _transports[loop]
 
 
+@lru_cache(maxsize=64)
+def _parsed(url: str) -> httpx.URL:
+    """Upstream URLs repeat: each route's under one base URL. httpx parses a URL in pure Python (~10-40 us)."""
+    return httpx.URL(url)
+
+
 def _with_ids(response: HttpResponse, call: Call) -> HttpResponse:
     response["X-Trace-ID"] = call.trace_id
     response["X-Thread-ID"] = call.trace_id
@@ -55,7 +62,7 @@ def _failure(call: Call, status: int, kind: str, message: str) -> HttpResponse:
 
 async def relay(call: Call, url: str, headers: dict[str, str], streamed: bool) -> HttpResponse:
     timeout = config.STREAM_TIMEOUT if streamed else config.TIMEOUT
-    request = httpx.Request(call.method, url, headers=headers,
+    request = httpx.Request(call.method, _parsed(url), headers=headers,
                             content=call.request_body if call.method == "POST" else None,
                             extensions={"timeout": httpx.Timeout(timeout, connect=min(timeout, 30)).as_dict()})
     try:
