@@ -1,9 +1,18 @@
 """What the proxy adds: latency of plain calls and time to first chunk of streams, proxied vs direct.
 
-Starts the fake upstream and a whyops-local server (both subprocesses), then sends the same
-requests straight to the fake upstream and through the proxy, interleaved, at each concurrency.
-Run from the repository root:  python bench/proxy.py [--requests 400] [--concurrency 1 8] [--upstream-ms 0 100]
+Starts the fake upstream, a whyops-local server and a bare relay (all subprocesses), then sends the
+same requests straight to the fake upstream, through the proxy and through the bare relay,
+interleaved in random order, at each concurrency.
+Run from the repository root:
+    python bench/proxy.py [--requests 400] [--concurrency 1 8] [--upstream-ms 0 100] [--messages 31]
 Targets (issue 3): added p50 <= 3 ms, p99 <= 15 ms; added time to first chunk <= 3 ms.
+
+Each request carries an agent's history: ``--messages`` messages (system prompt, turns and tool
+results, ~1 KB each; the default is ~33 KB), since the proxy reads every message to find the trace
+a call continues. ``--messages 2`` is a toy two-message request.
+
+The bare relay (bench/bare_relay.py) is daphne and httpx with nothing else, the stack the proxy is
+built on: what it adds is the floor for any proxy on that stack on this machine, printed beside.
 
 ``--upstream-ms`` is how long the fake provider takes before it answers. At 0, eight clients that
 never wait saturate this 2-core machine (client, fake provider, proxy and its writer all want the
@@ -15,6 +24,7 @@ client is the same at any provider speed, so it is run at 0 only.
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import statistics
@@ -29,11 +39,23 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import run_server  # noqa: E402
+from tests.servers import free_port, run_server, wait_until_up  # noqa: E402
 
-BODY = {"model": "gpt-4o-mini", "messages": [{"role": "system", "content": "Be brief."},
-                                             {"role": "user", "content": "Say hello."}]}
-STREAM_BODY = {**BODY, "stream": True, "stream_options": {"include_usage": True}}
+HEADERS = {"Authorization": "Bearer sk-bench"}
+
+
+def agent_request(messages: int, stream: bool = False) -> dict:
+    """A chat request as an agent sends it some turns in: a system prompt, then turns and tool results."""
+    history = [{"role": "system", "content": "You are an agent that checks the weather. " * 25}]
+    for turn in range(messages - 1):
+        if turn % 3 == 2:
+            history.append({"role": "tool", "tool_call_id": f"call_{turn}",
+                            "content": json.dumps({"readings": [{"hour": h, "celsius": 20 + h % 7} for h in range(24)]})})
+        else:
+            history.append({"role": "user" if turn % 3 == 0 else "assistant",
+                            "content": "What the weather in Paris will be this afternoon, hour by hour. " * 15})
+    body = {"model": "gpt-4o-mini", "messages": history}
+    return {**body, "stream": True, "stream_options": {"include_usage": True}} if stream else body
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -46,18 +68,16 @@ def with_upstream_delay(body: dict, upstream_ms: float) -> dict:
     return {**body, "model": f"{body['model']}-slow-{upstream_ms / 1000:g}"} if upstream_ms else body
 
 
-async def plain(client: httpx.AsyncClient, url: str, upstream_ms: float) -> float:
+async def plain(client: httpx.AsyncClient, url: str, body: dict) -> float:
     started = time.perf_counter()
-    response = await client.post(url, json=with_upstream_delay(BODY, upstream_ms),
-                                 headers={"Authorization": "Bearer sk-bench"})
+    response = await client.post(url, json=body, headers=HEADERS)
     response.raise_for_status()
     return (time.perf_counter() - started) * 1000
 
 
-async def first_chunk(client: httpx.AsyncClient, url: str, upstream_ms: float) -> float:
+async def first_chunk(client: httpx.AsyncClient, url: str, body: dict) -> float:
     started = time.perf_counter()
-    async with client.stream("POST", url, json=with_upstream_delay(STREAM_BODY, upstream_ms),
-                             headers={"Authorization": "Bearer sk-bench"}) as response:
+    async with client.stream("POST", url, json=body, headers=HEADERS) as response:
         elapsed = None
         async for _ in response.aiter_raw():
             if elapsed is None:
@@ -65,21 +85,21 @@ async def first_chunk(client: httpx.AsyncClient, url: str, upstream_ms: float) -
     return elapsed
 
 
-async def measure(measure_one, direct: str, proxied: str, requests: int, concurrency: int,
+async def measure(measure_one, urls: dict[str, str], body: dict, requests: int, concurrency: int,
                   upstream_ms: float) -> dict[str, list[float]]:
-    timings: dict[str, list[float]] = {"direct": [], "proxy": []}
-    limits = httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=concurrency * 2)
+    timings: dict[str, list[float]] = {name: [] for name in urls}
+    limits = httpx.Limits(max_connections=concurrency * len(urls), max_keepalive_connections=concurrency * len(urls))
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        for _ in range(20):  # warm up connections and the server's code paths
-            await measure_one(client, direct, 0)
-            await measure_one(client, proxied, 0)
+        for _ in range(20):  # warm up connections and the servers' code paths
+            for url in urls.values():
+                await measure_one(client, url, body)
+        slow_body = with_upstream_delay(body, upstream_ms)
 
         async def worker(count: int) -> None:
-            for i in range(count):
-                # Interleaved, alternating which goes first, so drift affects both alike.
-                order = (("direct", direct), ("proxy", proxied)) if i % 2 else (("proxy", proxied), ("direct", direct))
-                for name, url in order:
-                    timings[name].append(await measure_one(client, url, upstream_ms))
+            for _ in range(count):
+                # Interleaved in random order, so drift and wakeups affect all paths alike.
+                for name, url in random.sample(list(urls.items()), len(urls)):
+                    timings[name].append(await measure_one(client, url, slow_body))
                     if upstream_ms:
                         await asyncio.sleep(random.uniform(0, upstream_ms / 1000))
 
@@ -98,24 +118,26 @@ def cpu_ms(pid: int) -> float:
     return own + sum(cpu_ms(int(child)) for child in children)
 
 
-def run(measure_one, direct: str, proxied: str, requests: int, concurrency: int, upstream_ms: float,
+def run(measure_one, urls: dict[str, str], body: dict, requests: int, concurrency: int, upstream_ms: float,
         server_pid: int):
     before = cpu_ms(server_pid)
-    timings = asyncio.run(measure(measure_one, direct, proxied, requests, concurrency, upstream_ms))
+    timings = asyncio.run(measure(measure_one, urls, body, requests, concurrency, upstream_ms))
     time.sleep(1)  # let the writer process finish recording, its CPU counts too
     timings["server_cpu_ms"] = (cpu_ms(server_pid) - before) / (len(timings["proxy"]) + 20)
     return timings
 
 
 def report(label: str, timings: dict) -> None:
-    direct, proxy = timings["direct"], timings["proxy"]
-    p50 = percentile(proxy, 50) - percentile(direct, 50)
-    p99 = percentile(proxy, 99) - percentile(direct, 99)
-    print(f"  {label:<28} direct p50 {percentile(direct, 50):6.2f} ms  p99 {percentile(direct, 99):6.2f} ms | "
-          f"proxy p50 {percentile(proxy, 50):6.2f} ms  p99 {percentile(proxy, 99):6.2f} ms | "
-          f"added p50 {p50:+6.2f} ms  p99 {p99:+6.2f} ms  (n={len(proxy)}, mean added "
-          f"{statistics.mean(proxy) - statistics.mean(direct):+.2f} ms; server CPU with recording "
-          f"{timings['server_cpu_ms']:.2f} ms per proxied call)")
+    direct = timings["direct"]
+    for name, title in (("proxy", label), ("bare", "  bare daphne+httpx relay")):
+        relayed = timings[name]
+        p50 = percentile(relayed, 50) - percentile(direct, 50)
+        p99 = percentile(relayed, 99) - percentile(direct, 99)
+        cpu = f"; server CPU with recording {timings['server_cpu_ms']:.2f} ms per proxied call" if name == "proxy" else ""
+        print(f"  {title:<28} direct p50 {percentile(direct, 50):6.2f} ms  p99 {percentile(direct, 99):6.2f} ms | "
+              f"{name} p50 {percentile(relayed, 50):6.2f} ms  p99 {percentile(relayed, 99):6.2f} ms | "
+              f"added p50 {p50:+6.2f} ms  p99 {p99:+6.2f} ms  (n={len(relayed)}, mean added "
+              f"{statistics.mean(relayed) - statistics.mean(direct):+.2f} ms{cpu})")
 
 
 def main() -> None:
@@ -124,24 +146,37 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--upstream-ms", type=float, nargs="+", default=[0, 100],
                         help="how long the fake provider takes to answer (see above)")
+    parser.add_argument("--messages", type=int, default=31, help="messages in each request's history (see above)")
     args = parser.parse_args()
     fake = subprocess.Popen([sys.executable, "-m", "tests.fake_upstream"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    bare = None
     try:
         upstream = fake.stdout.readline().strip()
+        bare_port = free_port()
+        bare = subprocess.Popen([sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(bare_port),
+                                 "bench.bare_relay:app"], cwd=ROOT, env={**os.environ, "BARE_RELAY_UPSTREAM": f"{upstream}/v1"})
         env = {"WHYOPS_OPENAI_BASE_URL": f"{upstream}/v1", "WHYOPS_LOG_LEVEL": "WARNING"}
         with tempfile.TemporaryDirectory() as data, run_server(Path(data), env=env) as server:
-            direct, proxied = f"{upstream}/v1/chat/completions", f"{server.proxy}/v1/chat/completions"
+            path = "/v1/chat/completions"
+            urls = {"direct": f"{upstream}{path}", "proxy": f"{server.proxy}{path}",
+                    "bare": f"http://127.0.0.1:{bare_port}/proxy{path}"}
             for _ in range(5):  # start the recording process before any CPU is counted
-                httpx.post(proxied, json=BODY, headers={"Authorization": "Bearer sk-bench"})
+                httpx.post(urls["proxy"], json=agent_request(2), headers=HEADERS)
+            wait_until_up(f"http://127.0.0.1:{bare_port}/proxy/v1/models", bare)
             time.sleep(3)
+            size = len(json.dumps(agent_request(args.messages))) / 1024
+            print(f"each request: {args.messages} messages of history, {size:.0f} KB")
             for concurrency in args.concurrency:
                 for upstream_ms in args.upstream_ms if concurrency > 1 else args.upstream_ms[:1]:
                     print(f"concurrency {concurrency}, provider answering after {upstream_ms:g} ms:")
-                    for label, measure_one in (("non-streaming latency", plain), ("streaming first chunk", first_chunk)):
-                        report(label, run(measure_one, direct, proxied, args.requests, concurrency, upstream_ms,
-                                          server.process.pid))
+                    for label, measure_one, stream in (("non-streaming latency", plain, False),
+                                                       ("streaming first chunk", first_chunk, True)):
+                        report(label, run(measure_one, urls, agent_request(args.messages, stream), args.requests,
+                                          concurrency, upstream_ms, server.process.pid))
     finally:
         fake.terminate()
+        if bare is not None:
+            bare.terminate()
 
 
 if __name__ == "__main__":
