@@ -3,7 +3,7 @@
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from functools import lru_cache
 
 import httpx
@@ -60,18 +60,42 @@ def _failure(call: Call, status: int, kind: str, message: str) -> HttpResponse:
     return _with_ids(HttpResponse(call.response_body, status=status, content_type="application/json"), call)
 
 
-async def relay(call: Call, url: str, headers: dict[str, str], streamed: bool) -> HttpResponse:
+class _Meanwhile:
+    """Runs ``work`` once the request is sent, while upstream works on it (httpx's ``trace`` extension
+    says when); or, if it never was sent, once that is known."""
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        self.work: Callable[[], None] | None = work
+
+    async def on_trace(self, event: str, info: dict) -> None:
+        if event == "http11.send_request_body.complete":
+            self.run()
+
+    def run(self) -> None:
+        if self.work is not None:
+            work, self.work = self.work, None
+            work()
+
+
+async def relay(call: Call, url: str, headers: dict[str, str], streamed: bool,
+                meanwhile: Callable[[], None]) -> HttpResponse:
+    """Relay the call; ``meanwhile`` is the caller's work that can wait until the request is sent."""
     timeout = config.STREAM_TIMEOUT if streamed else config.TIMEOUT
+    waiting = _Meanwhile(meanwhile)
     request = httpx.Request(call.method, _parsed(url), headers=headers,
                             content=call.request_body if call.method == "POST" else None,
-                            extensions={"timeout": httpx.Timeout(timeout, connect=min(timeout, 30)).as_dict()})
+                            extensions={"timeout": httpx.Timeout(timeout, connect=min(timeout, 30)).as_dict(),
+                                        "trace": waiting.on_trace})
     try:
         upstream = await _transport().handle_async_request(request)
         upstream.request = request
     except httpx.TimeoutException:
+        waiting.run()
         return _failure(call, 504, "timeout", f"The upstream {url} did not answer within {timeout:g} s")
     except httpx.HTTPError as exc:
+        waiting.run()
         return _failure(call, 502, "upstream_unreachable", f"Could not reach the upstream {url}: {exc!r}")
+    waiting.run()  # already run, unless the request went out some other way than HTTP/1.1's
     call.ttfb_ms = call.elapsed_ms()
     call.status = upstream.status_code
     call.response_headers = redact(upstream.headers.multi_items())

@@ -90,17 +90,25 @@ async def proxy(request: HttpRequest, route: Route) -> HttpResponse:
     trace_id = request.headers.get("X-Trace-ID") or request.headers.get("X-Thread-ID")
     if trace_id and len(trace_id) > 128:
         return _refusal(api, 400, "invalid_request_error", "X-Trace-ID is longer than 128 characters")
-    history = History(agent, api.conversation(body)) if api.recorded else None
-    if not trace_id and history is not None:
-        trace_id = conversations.find(history, api.previous_id(body))
     call = Call(
-        api=api, method=route.method, path=request.get_full_path(), trace_id=trace_id or str(uuid.uuid4()),
-        agent=agent[:255], user=request.headers.get("X-External-User-Id") or None,
-        request_headers=redact(request.headers.items()), request_body=raw, body=body, started_at=timezone.now(),
-        history=history,
+        api=api, method=route.method, path=request.get_full_path(), trace_id=trace_id or "", agent=agent[:255],
+        user=request.headers.get("X-External-User-Id") or None, request_headers={}, request_body=raw, body=body,
+        started_at=timezone.now(),
     )
+
+    def while_upstream_works() -> None:
+        """What the call needs only once upstream answers: done meanwhile, not before calling it.
+
+        Reducing and hashing an agent's history took 0.1-0.3 ms of the event loop per call (33 KB).
+        """
+        call.request_headers = redact(request.headers.items())
+        if api.recorded:
+            call.history = History(agent, api.conversation(body))
+            call.trace_id = call.trace_id or conversations.find(call.history, api.previous_id(body)) or ""
+        call.trace_id = call.trace_id or str(uuid.uuid4())
+
     headers = upstream_headers(request.headers, api.provider, _server_key(api), settings.WHYOPS_API_KEY)
-    return await relay(call, url, headers, streamed=bool(body and body.get("stream")))
+    return await relay(call, url, headers, streamed=bool(body and body.get("stream")), meanwhile=while_upstream_works)
 
 
 def exchange(request: HttpRequest, pk: int) -> JsonResponse:
