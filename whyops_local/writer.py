@@ -95,7 +95,7 @@ class _WriterProcess:
         self._send(conn, [(task_id, task)])
 
     def write_soon(self, task: Write) -> None:
-        """Queue a write nobody waits for, handed over after this pass of the event loop (see ``write_soon``)."""
+        """Queue a write nobody waits for, sent after this pass of the event loop (see the module's ``write_soon``)."""
         if not self._unawaited:
             self._announcing_loop = asyncio.get_running_loop()
             self._announcing_loop.call_later(0, self.hand_over)

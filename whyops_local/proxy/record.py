@@ -71,7 +71,7 @@ class Call:
         form, which the writer reads again. Pickling an agent's parsed history (a 33 KB one) cost the
         server's event loop more than orjson takes to parse it, and the history's digests stay here."""
         plain_answer = self.chunks is None and self.response is not None  # parsed from response_body
-        return {**self.__dict__, "body": None, "history": None, "_decoder": None,
+        return {**self.__dict__, "body": None, "history": None,
                 "response": None if plain_answer else self.response, "_answer_in_body": plain_answer}
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -38,8 +38,8 @@ def entry(role: str, text: str, calls: Sequence[str] = (), result_for: str | Non
     """One message reduced to what a client echoes back unchanged, for matching histories.
 
     Tool arguments are left out: some clients re-serialise them (key order, spacing) when they resend.
-    Every message of every request is reduced so, on the way upstream: orjson took a tenth of
-    json.dumps's time (which builds an encoder per call with ``ensure_ascii=False``).
+    Every message of every request is reduced so: orjson took a tenth of json.dumps's time (which
+    builds an encoder per call with ``ensure_ascii=False``).
     """
     reduced = [role, text, list(calls), result_for]
     try:

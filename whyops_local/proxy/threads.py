@@ -17,24 +17,26 @@ from .shapes import arguments_object, json_or_none
 class History:
     """A request's history as the digest of each of its prefixes, the agent's alone first.
 
-    Built once per call, on the way upstream: it is both looked up (``find``) and, continued by the
-    answer, remembered for the next call. Each digest is built on the previous one, so this is
-    linear in the history's length, not quadratic.
+    Built once per call, while upstream works on it: it is both looked up (``find``) and, continued
+    by the answer, remembered for the next call.
     """
 
     def __init__(self, agent: str, entries: list[bytes]) -> None:
-        self.digests = [hashlib.sha256(agent.encode()).digest()]
-        for item in entries:
-            self.digests.append(hashlib.sha256(self.digests[-1] + item).digest())
+        self.digests = _chained(hashlib.sha256(agent.encode()).digest(), entries)
 
     def continued(self, entries: list[bytes]) -> bytes | None:
         """The digest of this history followed by ``entries``; None if that is still no history at all."""
         if len(self.digests) == 1 and not entries:
             return None
-        running = self.digests[-1]
-        for item in entries:
-            running = hashlib.sha256(running + item).digest()
-        return running
+        return _chained(self.digests[-1], entries)[-1]
+
+
+def _chained(start: bytes, entries: list[bytes]) -> list[bytes]:
+    """``start``, then the digest of each longer prefix, each built on the previous one (linear, not quadratic)."""
+    digests = [start]
+    for item in entries:
+        digests.append(hashlib.sha256(digests[-1] + item).digest())
+    return digests
 
 
 class Conversations:

@@ -104,8 +104,9 @@ async def proxy(request: HttpRequest, route: Route) -> HttpResponse:
         call.request_headers = redact(request.headers.items())
         if api.recorded:
             call.history = History(agent, api.conversation(body))
-            call.trace_id = call.trace_id or conversations.find(call.history, api.previous_id(body)) or ""
-        call.trace_id = call.trace_id or str(uuid.uuid4())
+        if not call.trace_id:
+            continued = conversations.find(call.history, api.previous_id(body)) if call.history else None
+            call.trace_id = continued or str(uuid.uuid4())
 
     headers = upstream_headers(request.headers, api.provider, _server_key(api), settings.WHYOPS_API_KEY)
     return await relay(call, url, headers, streamed=bool(body and body.get("stream")), meanwhile=while_upstream_works)
