@@ -63,6 +63,18 @@ def messages_for(saved: list[Saved]) -> list[Message]:
     return messages
 
 
+def announcements(saved: list[Saved]) -> list[Message]:
+    """``messages_for`` the events a writer just committed, if they need announcing (asked after the
+    commit, see ``announce_needed``). A failure is logged, not raised: the events stay stored."""
+    if not announce_needed():
+        return []
+    try:
+        return messages_for(saved)
+    except Exception:
+        log.exception("could not build live messages")
+        return []
+
+
 def stream_messages(trace_id: str, running: bool) -> list[Message]:
     """A proxied stream on ``trace_id`` started (``running``) or ended."""
     message = {"type": "stream.state", "traceId": trace_id, "running": running}

@@ -5,15 +5,12 @@ server's event loop only moves bytes. The requests that queued up meanwhile are 
 commit, each atomic on its own (``store.record_jobs``); anything else is a single write.
 """
 
-import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import jsontext, live
 from .store import EventsJob, RowCache, Saved, record_jobs
 from .validation import Invalid, parse_events
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -73,20 +70,8 @@ def _store_and_announce(jobs: list[EventsJob], cache: RowCache | None) -> list[t
         outcomes = record_jobs(jobs, cache)
     except Exception as exc:  # noqa: BLE001  (the commit failed: every request in the group fails)
         return [exc] * len(jobs)
-    if not live.announce_needed():  # asked after the commit (see live.py)
-        return [outcome if isinstance(outcome, Exception) else (outcome, []) for outcome in outcomes]
-    announced: list[tuple[list[Saved], list] | Exception] = []
-    for outcome in outcomes:
-        if isinstance(outcome, Exception):
-            announced.append(outcome)
-            continue
-        try:
-            messages = live.messages_for(outcome)
-        except Exception:  # the events are committed: a live-update failure must not fail the request
-            log.exception("could not build live messages")
-            messages = []
-        announced.append((outcome, messages))
-    return announced
+    return [outcome if isinstance(outcome, Exception) else (outcome, live.announcements(outcome))
+            for outcome in outcomes]
 
 
 def perform(task: Write, cache: RowCache | None = None) -> Any:

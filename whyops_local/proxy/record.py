@@ -140,7 +140,7 @@ def _store(call: Call, cache: RowCache | None) -> list[live.Message]:
     (outcome,) = record_jobs([EventsJob(items, Event.SOURCE_PROXY, call.user, exchange)], cache)
     if isinstance(outcome, Exception):
         raise outcome
-    return live.messages_for(outcome) if live.announce_needed() else []
+    return live.announcements(outcome)
 
 
 def record_soon(call: Call) -> None:
