@@ -32,8 +32,9 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 
 from whyops_local.models import Agent, Event, Trace  # noqa: E402
-from whyops_local.store import record_events, register_agent  # noqa: E402
-from whyops_local.validation import EventIn  # noqa: E402
+from whyops_local.storage.rows import register_agent  # noqa: E402
+from tests.storing import record_events  # noqa: E402
+from whyops_local.domain.schemas import EventIn  # noqa: E402
 
 AGENT = "bench-agent"
 LOREM = ("The customer asked about their order and the assistant checked the order system, "

@@ -11,8 +11,8 @@ from hypothesis.extra.django import TestCase as HypothesisTestCase
 from whyops import WhyOps
 
 from whyops_local.models import Event, Trace
-from whyops_local.store import record_events
-from whyops_local.validation import EventIn
+from tests.storing import record_events
+from whyops_local.domain.schemas import EventIn
 
 
 def llm(trace, model, provider, usage, **fields):
@@ -47,7 +47,7 @@ def test_a_pricing_failure_never_breaks_ingestion(client, monkeypatch):
     def broken(*args):
         raise RuntimeError("price table exploded")
 
-    monkeypatch.setattr("whyops_local.pricing._from_bundled", broken)
+    monkeypatch.setattr("whyops_local.domain.pricing._from_bundled", broken)
     response = client.post("/api/events/ingest", llm("t", "gpt-4o", "openai", {"promptTokens": 3}).model_dump(),
                            content_type="application/json")
     assert response.status_code == 201

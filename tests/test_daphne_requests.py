@@ -5,7 +5,7 @@ from types import SimpleNamespace
 from daphne import http_protocol
 
 import whyops_local.asgi  # noqa: F401  (sets the server up as runserver does)
-from whyops_local.daphne_requests import WebRequest
+from whyops_local.http.daphne_requests import WebRequest
 
 
 def test_the_server_builds_requests_that_leave_form_bodies_to_the_app():

@@ -174,7 +174,7 @@ def test_with_a_server_key_ingest_needs_it_and_answers_401_not_5xx(client, setti
 def test_the_hot_path_sends_the_same_column_values_as_django_would(client):
     from django.db import connection
 
-    from whyops_local.store import _EVENT_FIELDS, _TOTAL_FIELDS, _db_values
+    from whyops_local.storage.rows import _EVENT_FIELDS, _TOTAL_FIELDS, _db_values
 
     ingest(client, event("llm_response", spanId="s", externalUserId="u", idempotencyKey="k", stepId=3,
                          timestamp="2026-01-01T00:00:00.5+02:00", content={"content": "é"},

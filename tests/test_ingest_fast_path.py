@@ -62,7 +62,7 @@ async def test_an_unknown_host_is_refused_as_django_would():
 
 
 async def test_a_writer_that_stopped_mid_request_gets_a_503_the_client_can_retry(monkeypatch):
-    from whyops_local import writer
+    from whyops_local.storage import writer
 
     async def stopped(body, user):
         raise writer.WriterStopped("the writer process stopped before answering")

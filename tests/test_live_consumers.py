@@ -6,9 +6,9 @@ import json
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from whyops_local import live
+from whyops_local.live import messages as live
 from whyops_local.asgi import application
-from whyops_local.ingest import ingest
+from whyops_local.http.ingest import ingest
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]
@@ -75,7 +75,7 @@ async def test_nothing_is_announced_when_the_commit_fails(monkeypatch):
     def failing_commit(jobs, cache=None):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("whyops_local.write_tasks.record_jobs", failing_commit)
+    monkeypatch.setattr("whyops_local.storage.rows.record_jobs", failing_commit)
     ws = await connect("/ws/traces/")
     try:
         with pytest.raises(RuntimeError):

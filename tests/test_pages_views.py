@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from whyops_local import pricing
+from whyops_local.domain import pricing
 from whyops_local.models import Agent, Trace
-from whyops_local.store import register_agent
+from whyops_local.storage.rows import register_agent
 
 from .pages_fixtures import SUPPORT_AGENT, send, support_trace
 
@@ -199,8 +199,8 @@ def test_static_files_are_served_with_debug_off(client):
 
 def test_a_proxied_call_shows_its_raw_exchange(client):
     from whyops_local.models import Event, Exchange
-    from whyops_local.store import record_events
-    from whyops_local.validation import EventIn
+    from tests.storing import record_events
+    from whyops_local.domain.schemas import EventIn
 
     exchange = Exchange.objects.create(
         provider="openai", method="POST", path="/v1/chat/completions", status=200, started_at=timezone.now(),
@@ -269,7 +269,7 @@ ODD_CONTENT = [
 
 @pytest.mark.parametrize("content", ODD_CONTENT)
 def test_odd_content_of_every_event_type_renders(client, content):
-    from whyops_local.validation import EVENT_TYPES, REQUIRED_METADATA
+    from whyops_local.domain.schemas import EVENT_TYPES, REQUIRED_METADATA
 
     for event_type in EVENT_TYPES:
         metadata = {key: "x" for key in REQUIRED_METADATA.get(event_type, ())}

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from whyops_local import pricing
-from whyops_local.pricing import price_event
+from whyops_local.domain import pricing
+from whyops_local.domain.pricing import price_event
 
 M = Decimal(1_000_000)
 
@@ -76,35 +76,35 @@ def test_no_price_is_an_honest_null_with_a_reason(provider, model, usage, why):
 
 
 @pytest.fixture
-def prices_file(tmp_path, monkeypatch):
+def prices_file(tmp_path):
     path = tmp_path / "prices.json"
     path.write_text(json.dumps({"models": {
         "llama3.1:8b": {"input": 0, "output": 0},
         "my-proxy/gpt-x": {"input": 2.5, "output": 10, "cacheRead": 1.25},
         "gpt-4o-mini": {"input": 1, "output": 2},
     }}))
-    monkeypatch.setenv("WHYOPS_PRICES_FILE", str(path))
     pricing._overrides.cache_clear()
-    yield path
+    yield str(path)
     pricing._overrides.cache_clear()
 
 
 def test_a_prices_file_prices_local_and_custom_models_and_wins_over_bundled(prices_file):
-    free = price_event("ollama", "llama3.1:8b", "llm_response", {"promptTokens": 10_000, "completionTokens": 500})
+    free = price_event("ollama", "llama3.1:8b", "llm_response", {"promptTokens": 10_000, "completionTokens": 500},
+                       prices_file)
     assert (free.cost_usd, free.note) == (Decimal(0), "WHYOPS_PRICES_FILE: llama3.1:8b")
     custom = price_event("my-proxy", "gpt-x", "llm_response",
-                         {"promptTokens": 100_000, "completionTokens": 10_000, "cacheReadTokens": 40_000})
+                         {"promptTokens": 100_000, "completionTokens": 10_000, "cacheReadTokens": 40_000}, prices_file)
     assert custom.cost_usd == per_million(i=(60_000, "2.5"), c=(40_000, "1.25"), o=(10_000, "10"))
-    overridden = price_event("openai", "gpt-4o-mini", "llm_response", {"promptTokens": 1_000_000, "completionTokens": 1_000_000})
+    overridden = price_event("openai", "gpt-4o-mini", "llm_response",
+                             {"promptTokens": 1_000_000, "completionTokens": 1_000_000}, prices_file)
     assert overridden.cost_usd == Decimal(3)
 
 
-def test_a_broken_prices_file_gives_null_not_an_exception(tmp_path, monkeypatch):
+def test_a_broken_prices_file_gives_null_not_an_exception(tmp_path):
     path = tmp_path / "prices.json"
     path.write_text("{not json")
-    monkeypatch.setenv("WHYOPS_PRICES_FILE", str(path))
     pricing._overrides.cache_clear()
-    price = price_event("openai", "gpt-4o-mini", "llm_response", {"promptTokens": 1})
+    price = price_event("openai", "gpt-4o-mini", "llm_response", {"promptTokens": 1}, str(path))
     pricing._overrides.cache_clear()
     assert price.cost_usd is None and "pricing failed" in price.note
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from whyops_local.proxy import anthropic, openai
+from whyops_local.proxy.providers import anthropic, openai
 from whyops_local.proxy.sse import SSEParser
 
 from .fake_upstream import FakeUpstream

@@ -2,8 +2,9 @@
 
 from datetime import datetime, timedelta, timezone
 
-from whyops_local.proxy import anthropic, openai
-from whyops_local.proxy.threads import Conversations, History, tool_spans
+from whyops_local.proxy.providers import anthropic, openai
+from whyops_local.proxy.conversations import Conversations, History
+from whyops_local.proxy.tool_spans import tool_spans
 
 FIRST = {"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "weather?"}]}
 ANSWER = {"choices": [{"message": {"role": "assistant", "content": None, "tool_calls": [

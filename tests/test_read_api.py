@@ -1,7 +1,8 @@
 import pytest
 
-from whyops_local.store import record_events, register_agent
-from whyops_local.validation import EventIn
+from whyops_local.storage.rows import register_agent
+from tests.storing import record_events
+from whyops_local.domain.schemas import EventIn
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from whyops_local import store
+from whyops_local.storage import rows as store
 from whyops_local.models import Agent, Event, Exchange, Trace
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 import hashlib
 
-from whyops_local.versioning import version_hash
+from whyops_local.domain.versioning import version_hash
 
 
 def test_it_matches_the_hosted_hash_of_the_protocol_example():

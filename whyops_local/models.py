@@ -1,9 +1,15 @@
+import base64
 import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.db import models
+from django.db.models import Exists, OuterRef, Q, Subquery, TextField
+from django.db.models.functions import Cast
+
+from .domain.events import KIND_NAMES
+from .domain.schemas import Invalid
 
 
 def _uuid() -> str:
@@ -18,12 +24,24 @@ def money(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
 
 
+class AgentQuerySet(models.QuerySet):
+    def with_latest_version(self) -> "AgentQuerySet":
+        """Agents whose ``latest_version()`` needs no query of its own (one for all of them)."""
+        newest_first = AgentVersion.objects.order_by("-seq")
+        return self.prefetch_related(models.Prefetch("versions", queryset=newest_first, to_attr="_newest_first"))
+
+
 class Agent(models.Model):
     id = models.CharField(primary_key=True, max_length=36, default=_uuid, editable=False)
     name = models.CharField(max_length=255, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = AgentQuerySet.as_manager()
+
     def latest_version(self) -> "AgentVersion | None":
+        prefetched = getattr(self, "_newest_first", None)
+        if prefetched is not None:
+            return prefetched[0] if prefetched else None
         return self.versions.order_by("-seq").first()
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,6 +77,51 @@ class AgentVersion(models.Model):
         }
 
 
+def _encode_cursor(trace: "Trace") -> str:
+    return base64.urlsafe_b64encode(f"{trace.last_event_at.isoformat()}|{trace.pk}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> Q:
+    try:
+        when, pk = base64.urlsafe_b64decode(cursor.encode()).decode().rsplit("|", 1)
+        when, pk = datetime.fromisoformat(when), int(pk)
+    except (ValueError, UnicodeDecodeError):
+        raise Invalid([{"field": "cursor", "message": "not a cursor this API gave out", "code": "value_error"}]) from None
+    return Q(last_event_at__lt=when) | Q(last_event_at=when, pk__lt=pk)
+
+
+class TraceQuerySet(models.QuerySet):
+    def filtered(self, agent: str = "", user: str = "", model: str = "", q: str = "", has_error: bool | None = None,
+                 changed_after: int | None = None) -> "TraceQuerySet":
+        """Traces matching the list filters (API and pages), newest activity first, each with
+        ``last_seq``: the live-update sequence number of its newest event."""
+        newest_event = Event.objects.filter(trace=OuterRef("pk")).order_by("-pk").values("pk")[:1]
+        traces = (self.select_related("agent", "agent_version").order_by("-last_event_at", "-pk")
+                  .annotate(last_seq=Subquery(newest_event)))
+        if agent:
+            traces = traces.filter(agent__name=agent)
+        if user:
+            traces = traces.filter(external_user_id=user)
+        if has_error is not None:
+            traces = traces.filter(error_count__gt=0) if has_error else traces.filter(error_count=0)
+        if model:
+            traces = traces.filter(Exists(Event.objects.filter(trace=OuterRef("pk"), model=model)))
+        if q:
+            text = Event.objects.annotate(text=Cast("content", TextField()))
+            traces = traces.filter(Q(trace_id__icontains=q) | Exists(text.filter(trace=OuterRef("pk"), text__icontains=q)))
+        if changed_after is not None:
+            traces = traces.filter(Exists(Event.objects.filter(trace=OuterRef("pk"), pk__gt=changed_after)))
+        return traces
+
+    def keyset_page(self, limit: int, cursor: str = "") -> "tuple[list[Trace], str | None]":
+        """Up to ``limit`` traces (newest activity first) after ``cursor``, and the next page's cursor.
+
+        Raises ``Invalid`` for a cursor this API did not give out."""
+        traces = self.filter(_decode_cursor(cursor)) if cursor else self
+        rows = list(traces[: limit + 1])
+        return rows[:limit], (_encode_cursor(rows[limit - 1]) if len(rows) > limit else None)
+
+
 class Trace(models.Model):
     """A thread of events sharing a traceId, with totals kept up to date on every insert."""
 
@@ -85,6 +148,8 @@ class Trace(models.Model):
     cost_usd = models.DecimalField(max_digits=20, decimal_places=10, null=True)
     # Count of priced-kind events (LLM calls, embeddings) with no known price.
     unpriced_count = models.PositiveIntegerField(default=0)
+
+    objects = TraceQuerySet.as_manager()
 
     class Meta:
         indexes = [
@@ -182,7 +247,7 @@ class Event(models.Model):
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="events")
     agent_version = models.ForeignKey(AgentVersion, null=True, on_delete=models.SET_NULL, related_name="events",
                                       db_index=False)
-    event_type = models.CharField(max_length=32)
+    event_type = models.CharField(max_length=32, choices=KIND_NAMES.items())
     step_id = models.BigIntegerField()
     parent_step_id = models.BigIntegerField(null=True)
     span_id = models.CharField(max_length=128)

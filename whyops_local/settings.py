@@ -1,32 +1,18 @@
-"""Settings read from the environment; see README "Configuration"."""
+"""Settings, every one read from the environment here and nowhere else (README "Configuration").
+
+Importing them writes nothing: the data folder is prepared by the start-up (``datadir.prepare``)."""
 
 import os
-import secrets
 from pathlib import Path
 
 import dj_database_url
-import platformdirs
+
+from . import datadir
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-DATA_DIR = Path(os.environ.get("WHYOPS_DATA_DIR") or platformdirs.user_data_dir("whyops-local", appauthor=False))
-DATA_DIR.mkdir(parents=True, exist_ok=True)
-
-
-def _secret_key() -> str:
-    # Generated once per data dir so sessions survive restarts and nothing secret is committed.
-    path = DATA_DIR / "secret_key"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        key = secrets.token_urlsafe(50)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(key)
-        return key
-    
-
-SECRET_KEY = _secret_key()
+DATA_DIR = datadir.path()
+SECRET_KEY = datadir.secret_key(DATA_DIR)
 DEBUG = os.environ.get("WHYOPS_DEBUG", "") == "1"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]", *filter(None, os.environ.get("WHYOPS_ALLOWED_HOSTS", "").split(","))]
 
@@ -35,8 +21,21 @@ WHYOPS_API_KEY = os.environ.get("WHYOPS_API_KEY") or None
 # Largest request body accepted by the ingest API; larger ones get 413.
 WHYOPS_MAX_BODY_BYTES = int(os.environ.get("WHYOPS_MAX_BODY_BYTES", 32 * 1024 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = WHYOPS_MAX_BODY_BYTES
-# Database writes run on one thread per process (see whyops_local/writer.py); tests turn it off.
+# Database writes go to one writer process (storage/writer.py); tests write on their own thread instead.
 WHYOPS_DEDICATED_WRITER = True
+# A JSON file of per-million-token prices that win over the bundled ones (README "Prices").
+WHYOPS_PRICES_FILE = os.environ.get("WHYOPS_PRICES_FILE") or None
+
+# The proxy (README "the logging proxy"): upstreams, seconds to wait for them (whole non-streamed
+# calls; each read of a stream), the server's own provider keys (unset: the client's goes upstream),
+# and how many conversations are remembered to match header-less calls to their trace.
+WHYOPS_OPENAI_BASE_URL = (os.environ.get("WHYOPS_OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
+WHYOPS_ANTHROPIC_BASE_URL = (os.environ.get("WHYOPS_ANTHROPIC_BASE_URL") or "https://api.anthropic.com").rstrip("/")
+WHYOPS_PROXY_TIMEOUT = float(os.environ.get("WHYOPS_PROXY_TIMEOUT") or 120)
+WHYOPS_PROXY_STREAM_TIMEOUT = float(os.environ.get("WHYOPS_PROXY_STREAM_TIMEOUT") or 600)
+OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY") or None
+ANTHROPIC_API_KEY = os.environ.get("ANTHROPIC_API_KEY") or None
+WHYOPS_PROXY_CONVERSATIONS = int(os.environ.get("WHYOPS_PROXY_CONVERSATIONS") or 50_000)
 
 INSTALLED_APPS = [
     "daphne",
@@ -47,7 +46,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "whyops_local.middleware.CollapseSlashesMiddleware",
+    "whyops_local.http.middleware.CollapseSlashesMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves static/ with DEBUG off, under runserver (daphne) and any other server alike.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -67,7 +66,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
-                "whyops_local.views.common.site_context",
+                "whyops_local.pages.site.site_context",
             ]
         },
     }

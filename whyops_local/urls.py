@@ -2,11 +2,11 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from .api import agent_init, api
-from .views.agents import agent_list, agent_page
-from .views.trace_list import trace_list
-from .views.trace_page import trace_page
-from .views.users import user_page
+from .http.api import agent_init, api
+from .pages.agents import agent_list, agent_page
+from .pages.trace_list import trace_list
+from .pages.trace_page import trace_page
+from .pages.users import user_page
 from .proxy import views as proxy
 
 proxy_agent_init = csrf_exempt(require_POST(agent_init))

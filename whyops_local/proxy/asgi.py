@@ -13,7 +13,7 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler
 from django.core.handlers.exception import convert_exception_to_response
 
-from ..middleware import collapse_slashes
+from ..http.middleware import collapse_slashes
 
 # Served by the full handler: agent registration is a synchronous database view.
 _FULL_HANDLER_SUFFIXES = ("/agents/init",)

@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .. import live, writer
+from ..domain.schemas import EventIn
+from ..live import messages as live
 from ..models import Event, Exchange
-from ..store import EventsJob, RowCache, record_jobs
-from ..validation import EventIn
-from ..write_tasks import Write
-from . import threads
-from .shapes import Api, json_object
+from ..storage import writer
+from ..storage.rows import EventsJob, RowCache, record_jobs
+from ..storage.writer import Write
+from .conversations import History
+from .providers.base import Api, json_object
+from .tool_spans import tool_spans
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,7 @@ class Call:
     request_body: bytes
     body: dict[str, Any] | None
     started_at: datetime
-    history: threads.History | None = None  # None for routes not recorded
+    history: History | None = None  # None for routes not recorded
     started: float = field(default_factory=time.perf_counter)
     status: int | None = None
     response_headers: dict[str, str] = field(default_factory=dict)  # already redacted
@@ -114,7 +116,7 @@ def _tool_spans(call: Call) -> list[dict[str, Any]]:
     # In the hybrid pattern the SDK records the tool spans itself; do not record them twice.
     by_sdk = {(e.metadata or {}).get("tool") for e in trace_events.filter(
         source=Event.SOURCE_SDK, event_type__in=("tool_call_request", "tool_call"), step_id__gt=previous.step_id)}
-    return threads.tool_spans(previous.content.get("toolCalls") or [], results, previous.timestamp,
+    return tool_spans(previous.content.get("toolCalls") or [], results, previous.timestamp,
                               call.started_at, skip_tools=by_sdk)
 
 

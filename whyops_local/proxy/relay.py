@@ -7,20 +7,20 @@ from collections.abc import AsyncIterator, Callable
 from functools import lru_cache
 
 import httpx
+from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 
-from .. import live
 from ..background import in_background
-from . import config
+from ..live import messages as live
+from .conversations import Conversations
 from .headers import redact, returned_headers
+from .providers.base import Reassembly, json_object
 from .record import Call, record_soon
-from .shapes import Reassembly, json_object
 from .sse import SSEParser
-from .threads import Conversations
 
 log = logging.getLogger(__name__)
 
-conversations = Conversations(config.CONVERSATIONS_KEPT)
+conversations = Conversations()
 _transports: dict[asyncio.AbstractEventLoop, httpx.AsyncHTTPTransport] = {}
 
 
@@ -80,7 +80,7 @@ class _Meanwhile:
 async def relay(call: Call, url: str, headers: dict[str, str], streamed: bool,
                 meanwhile: Callable[[], None]) -> HttpResponse:
     """Relay the call; ``meanwhile`` is the caller's work that can wait until the request is sent."""
-    timeout = config.STREAM_TIMEOUT if streamed else config.TIMEOUT
+    timeout = settings.WHYOPS_PROXY_STREAM_TIMEOUT if streamed else settings.WHYOPS_PROXY_TIMEOUT
     waiting = _Meanwhile(meanwhile)
     request = httpx.Request(call.method, _parsed(url), headers=headers,
                             content=call.request_body if call.method == "POST" else None,

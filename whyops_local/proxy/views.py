@@ -9,15 +9,15 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonR
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from ..api import error_response, key_refusal, read_body
+from ..domain.schemas import Invalid
+from ..http.guards import error_response, key_refusal, read_body
 from ..models import Exchange
-from ..validation import Invalid
-from . import anthropic, config, openai
+from .conversations import History
 from .headers import redact, upstream_headers
+from .providers import anthropic, openai
+from .providers.base import Api, json_or_none
 from .record import Call
 from .relay import conversations, relay
-from .shapes import Api, json_or_none
-from .threads import History
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,11 @@ ANTHROPIC_MODELS = Route(anthropic.PASSTHROUGH, "GET", "/v1/models")
 
 
 def _base_url(api: Api) -> str:
-    return config.ANTHROPIC_BASE_URL if api.provider == anthropic.PROVIDER else config.OPENAI_BASE_URL
+    return settings.WHYOPS_ANTHROPIC_BASE_URL if api.provider == anthropic.PROVIDER else settings.WHYOPS_OPENAI_BASE_URL
 
 
 def _server_key(api: Api) -> str | None:
-    return config.ANTHROPIC_API_KEY if api.provider == anthropic.PROVIDER else config.OPENAI_API_KEY
+    return settings.ANTHROPIC_API_KEY if api.provider == anthropic.PROVIDER else settings.OPENAI_API_KEY
 
 
 def _points_here(url: str, request: HttpRequest) -> bool:

@@ -5,7 +5,8 @@ from typing import Any
 
 from django import template
 
-from ..content import pretty_json
+from ..domain.events import KIND_NAMES
+from ..pages.display import pretty_json
 
 register = template.Library()
 
@@ -66,20 +67,6 @@ def jsonblock(value: Any, limit: int = PREVIEW_CHARS) -> dict[str, Any]:
 def cost(value: Any, note: str = "", complete: bool = True) -> dict[str, Any]:
     """A cost with its price source (or the reason it is unknown) as tooltip; marks incomplete sums."""
     return {"value": value, "note": note, "complete": complete}
-
-
-KIND_NAMES = {
-    "user_message": "User message",
-    "llm_response": "LLM response",
-    "llm_thinking": "Thinking",
-    "tool_call": "Tool call",
-    "tool_call_request": "Tool call request",
-    "tool_call_response": "Tool call response",
-    "tool_result": "Tool result",
-    "embedding_request": "Embedding request",
-    "embedding_response": "Embedding response",
-    "error": "Error",
-}
 
 
 @register.filter

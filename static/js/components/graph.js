@@ -3,13 +3,10 @@ import { svg, clip, ms } from "./svg.js";
 
 const ROW = 44, GAP = 6, LANE = 26, GUTTER = 30, HEADER = 26;
 let WIDTH = 330;
-const KIND_NAMES = {
-  user: "User", llm: "LLM", thinking: "Thinking", tool: "Tool", tool_result: "Tool result",
-  embedding: "Embedding", error: "Error",
-};
+let kindNames = {};  // from the page's data: the server's one vocabulary of step kinds
 
 function title(node) {
-  const parts = [KIND_NAMES[node.kind] || node.kind];
+  const parts = [kindNames[node.kind] || node.kind];
   if (node.kind === "tool") parts.push(node.label);
   else if (node.model) parts.push(node.model);
   if (node.latencyMs !== null && node.latencyMs !== undefined) parts.push(ms(node.latencyMs));
@@ -68,6 +65,7 @@ function edgePath(from, to) {
 }
 
 export function renderGraph(container, data, { collapsed, selected, onSelect, onToggle }) {
+  kindNames = data.kindNames || {};
   const { rows, itemOf, height } = layout(data, collapsed);
   const maxLane = data.nodes.reduce((m, n) => Math.max(m, n.lane), 0);
   // Boxes fill the pane (labels get room) but never shrink below readable.

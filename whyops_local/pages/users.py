@@ -3,10 +3,9 @@
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from ..api import filtered_traces
-from ..models import Event
-from ..totals import totals
-from .common import by_model, page, split_totals
+from ..models import Event, Trace
+from ..storage.totals import by_model, split_totals, totals
+from .site import page
 
 PAGE_SIZE = 100
 
@@ -23,6 +22,6 @@ def user_page(request: HttpRequest, user_id: str) -> HttpResponse:
         "totals": figures,
         "models": models,
         "split": split_totals(models),
-        "traces": list(filtered_traces(user=user_id)[:PAGE_SIZE]),
+        "traces": list(Trace.objects.filtered(user=user_id)[:PAGE_SIZE]),
         "more": figures["traces"] > PAGE_SIZE,
     })

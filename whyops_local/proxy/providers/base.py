@@ -6,8 +6,8 @@ from typing import Any
 
 import orjson
 
-from .. import jsontext
-from .sse import SSEEvent
+from ...domain import jsontext
+from ..sse import SSEEvent
 
 PartialEvent = dict[str, Any]  # eventType, content, metadata: the proxy adds trace, agent, time and span
 

@@ -7,39 +7,18 @@ here, ten times what daphne itself needs, so ``POST /api/events/ingest`` is answ
 django-ninja view that documents it (and serves the Django test client).
 """
 
-import hmac
 import json
 from collections.abc import Mapping
 
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
-from . import writer
+from ..domain.schemas import Invalid
+from ..storage import writer
+from .guards import api_key_error, too_large
 from .middleware import collapse_slashes
-from .validation import Invalid
 
 INGEST_PATH = "/api/events/ingest"
-
-
-def api_key_error(headers: Mapping[str, str]) -> str | None:
-    """Why the request may not ingest when the server has WHYOPS_API_KEY (protocol section 2), else None."""
-    expected = settings.WHYOPS_API_KEY
-    if not expected:
-        return None
-    auth = headers.get("authorization", "")
-    given = auth[7:].strip() if auth[:7].lower() == "bearer " else headers.get("x-api-key", "")
-    if given and hmac.compare_digest(given.encode(), expected.encode()):
-        return None
-    return "Missing or wrong API key: send 'Authorization: Bearer <WHYOPS_API_KEY>'"
-
-
-def too_large() -> Invalid:
-    limit = settings.WHYOPS_MAX_BODY_BYTES
-    return Invalid(
-        [{"field": "body", "message": f"larger than {limit} bytes", "code": "too_large"}],
-        error=f"Request body too large (limit {limit} bytes, WHYOPS_MAX_BODY_BYTES)",
-        status=413,
-    )
 
 
 async def ingest(body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:

@@ -9,8 +9,9 @@ from typing import Any
 
 from django.db.models import Count, Max, Q, QuerySet, Sum
 
-from .models import Event, money
-from .store import LLM_EVENTS, PRICED_EVENTS
+from ..domain import pricing
+from ..domain.events import LLM_EVENTS, PRICED_EVENTS
+from ..models import Event, money
 
 
 def _aggregates() -> dict[str, Any]:
@@ -75,3 +76,27 @@ def as_api(figures: dict[str, Any]) -> dict[str, Any]:
         "costUsd": money(figures["cost"]) if figures["cost"] is not None else None,
         "costComplete": figures["complete"],
     }
+
+
+def by_model(events: QuerySet[Event]) -> list[dict[str, Any]]:
+    """Per model: calls, tokens split into uncached input / cache read / cache write / output, and cost.
+
+    "input" is the uncached part: OpenAI-style prompt counts include cached tokens, Anthropic's do not
+    (decided by provider and model, as pricing does).
+    """
+    priced = events.filter(event_type__in=PRICED_EVENTS)
+    notes: dict[tuple[str, str], list[str]] = {}
+    for model, provider, note in (priced.exclude(cost_note="").order_by()
+                                  .values_list("model", "provider", "cost_note").distinct()):
+        notes.setdefault((model, provider), []).append(note)
+    out = []
+    for (model, provider), row in sorted(totals_by(priced, "model", "provider").items()):
+        on_top = pricing.cache_on_top(*pricing.split_model(provider, model))
+        uncached = row["prompt"] if on_top else max(row["prompt"] - row["cache_read"] - row["cache_write"], 0)
+        out.append({**row, "model": model, "provider": provider, "input": uncached,
+                    "notes": "; ".join(sorted(notes.get((model, provider), []))[:3])})
+    return out
+
+
+def split_totals(models: list[dict[str, Any]]) -> dict[str, int]:
+    return {key: sum(row[key] for row in models) for key in ("input", "cache_read", "cache_write", "output")}

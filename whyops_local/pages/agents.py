@@ -8,11 +8,10 @@ from django.db.models import Count, Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from ..api import filtered_traces
-from ..content import parse_json_string
-from ..models import Agent, AgentVersion, Event
-from ..totals import no_events, totals, totals_by
-from .common import page
+from ..models import Agent, AgentVersion, Event, Trace
+from ..storage.totals import no_events, totals, totals_by
+from .display import parse_json_string
+from .site import page
 
 
 @page
@@ -81,5 +80,5 @@ def agent_page(request: HttpRequest, name: str) -> HttpResponse:
         "diff": diff_lines(old, new) if old and new and old != new else None,
         "diff_old": old,
         "diff_new": new,
-        "traces": list(filtered_traces(agent=agent.name)[:20]),
+        "traces": list(Trace.objects.filtered(agent=agent.name)[:20]),
     })

@@ -14,12 +14,14 @@ import hashlib
 import logging
 import multiprocessing
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from .background import in_background
-from .store import Saved
+from ..background import in_background
+
+if TYPE_CHECKING:  # not at import: the writer process imports this before Django is set up
+    from ..storage.rows import Saved
 
 log = logging.getLogger(__name__)
 TRACE_LIST_GROUP = "traces"
@@ -45,7 +47,7 @@ def trace_group(trace_id: str) -> str:
     return "trace." + hashlib.sha256(trace_id.encode()).hexdigest()[:40]
 
 
-def messages_for(saved: list[Saved]) -> list[Message]:
+def messages_for(saved: "list[Saved]") -> list[Message]:
     """The (group, message) pairs announcing a request's newly stored events and their traces."""
     messages: list[Message] = []
     newest: dict[int, tuple[Any, int]] = {}
@@ -63,7 +65,7 @@ def messages_for(saved: list[Saved]) -> list[Message]:
     return messages
 
 
-def announcements(saved: list[Saved]) -> list[Message]:
+def announcements(saved: "list[Saved]") -> list[Message]:
     """``messages_for`` the events a writer just committed, if they need announcing (asked after the
     commit, see ``announce_needed``). A failure is logged, not raised: the events stay stored."""
     if not announce_needed():

@@ -9,9 +9,9 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db.models import Max
 
-from . import live
-from .live import TRACE_LIST_GROUP, trace_group
-from .models import Event
+from ..models import Event
+from . import messages as live
+from .messages import TRACE_LIST_GROUP, trace_group
 
 
 class _RelayConsumer(AsyncJsonWebsocketConsumer):

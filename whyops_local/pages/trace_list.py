@@ -3,10 +3,9 @@
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from ..api import filtered_traces, keyset_page
+from ..domain.schemas import Invalid
 from ..models import Agent, Event, Trace
-from ..validation import Invalid
-from .common import page
+from .site import page
 
 PAGE_SIZE = 50
 
@@ -27,7 +26,7 @@ def trace_list(request: HttpRequest) -> HttpResponse:
     filters = {key: request.GET.get(key, "").strip() for key in ("agent", "user", "model", "q", "has_error")}
     cursor = request.GET.get("cursor", "")
     live_rows = request.GET.get("partial") == "rows"
-    traces = filtered_traces(filters["agent"], filters["user"], filters["model"], filters["q"],
+    traces = Trace.objects.filtered(filters["agent"], filters["user"], filters["model"], filters["q"],
                              _has_error(filters["has_error"]),
                              changed_after=_int(request.GET.get("changed_after")) or 0 if live_rows else None)
     if live_rows:
@@ -35,10 +34,10 @@ def trace_list(request: HttpRequest) -> HttpResponse:
         return render(request, "components/trace_row_list.html", {"traces": traces[:PAGE_SIZE]})
     bad_cursor = False
     try:
-        page, next_cursor = keyset_page(traces, PAGE_SIZE, cursor)
+        page, next_cursor = traces.keyset_page(PAGE_SIZE, cursor)
     except Invalid:
         bad_cursor = True
-        page, next_cursor = keyset_page(traces, PAGE_SIZE)
+        page, next_cursor = traces.keyset_page(PAGE_SIZE)
     filtered = any(filters.values()) or bool(cursor)
     # The empty state is for a server nothing has talked to yet, not for a filter that matched nothing.
     empty = not page and not filtered and not Trace.objects.exists()

@@ -11,14 +11,13 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 
-from .. import content as display
-from ..graph import build_graph, node_id_for, timeline
+from ..domain.events import STEP_KIND_NAMES, TOOL_EVENTS
+from ..domain.spans import tool_spans
 from ..models import Event, Trace
-from ..spans import tool_spans
-from .common import by_model, page, split_totals
-
-TOOL_EVENTS = ("tool_call", "tool_call_request", "tool_call_response")
-
+from ..storage.totals import by_model, split_totals
+from . import display
+from .graph import build_graph, node_id_for, timeline
+from .site import page
 
 def _node_events(trace: Trace, node_id: str) -> list[Event]:
     """The events behind a node id: ``"12"`` (step 12, with the rest of its tool span) or ``"12-345"``."""
@@ -93,7 +92,7 @@ def graph_data(trace: Trace) -> dict[str, Any]:
     dicts = [event.to_dict() for event in events]
     graph = build_graph(dicts)
     return {**graph, "timeline": timeline(dicts, tool_spans(dicts), graph),
-            "lastSeq": max((event.pk for event in events), default=0)}
+            "lastSeq": max((event.pk for event in events), default=0), "kindNames": STEP_KIND_NAMES}
 
 
 def head_context(trace: Trace) -> dict[str, Any]:

@@ -6,7 +6,6 @@ reason in ``note``. Free of Django so the case table runs in milliseconds.
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -81,8 +80,7 @@ def _overrides(path: str) -> dict[str, dict[str, Decimal]]:
     return {name: {k: Decimal(str(v)) for k, v in prices.items()} for name, prices in models.items()}
 
 
-def _override_for(provider: str, model: str) -> dict[str, Decimal] | None:
-    path = os.environ.get("WHYOPS_PRICES_FILE")
+def _override_for(provider: str, model: str, path: str | None) -> dict[str, Decimal] | None:
     if not path:
         return None
     table = _overrides(path)
@@ -117,13 +115,15 @@ def _from_bundled(provider: str, model: str, tokens: TokenCounts) -> tuple[Decim
     return result.total_price, f"{PRICE_DATA_VERSION}: {result.provider.id}/{result.model.id}"
 
 
-def price_event(provider: str, model: str, event_type: str, usage: dict[str, Any]) -> Price:
+def price_event(provider: str, model: str, event_type: str, usage: dict[str, Any],
+                prices_file: str | None = None) -> Price:
+    """The cost of one event; ``prices_file`` (WHYOPS_PRICES_FILE) wins over the bundled prices."""
     provider, model = split_model(provider, model)
     try:
         tokens = token_counts(provider, model, event_type, usage)
         if tokens is None:
             return Price(None, "usage missing or inconsistent")
-        override = _override_for(provider, model)
+        override = _override_for(provider, model, prices_file)
         if override is not None:
             return Price(_from_override(override, tokens), f"WHYOPS_PRICES_FILE: {model}")
         try:

@@ -10,18 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-EVENT_TYPES = (
-    "user_message",
-    "llm_response",
-    "llm_thinking",
-    "embedding_request",
-    "embedding_response",
-    "tool_call",
-    "tool_call_request",
-    "tool_call_response",
-    "tool_result",
-    "error",
-)
+from .events import EVENT_TYPES
+
 REQUIRED_METADATA = {
     "llm_response": ("model", "provider"),
     "embedding_response": ("model", "provider"),

@@ -9,19 +9,8 @@ milliseconds and cheap enough for 5,000-event traces.
 from datetime import datetime
 from typing import Any
 
-KINDS = {
-    "user_message": "user",
-    "llm_response": "llm",
-    "llm_thinking": "thinking",
-    "tool_call": "tool",
-    "tool_call_request": "tool",
-    "tool_call_response": "tool",
-    "tool_result": "tool_result",
-    "embedding_request": "embedding",
-    "embedding_response": "embedding",
-    "error": "error",
-}
-TOOL_EVENTS = ("tool_call", "tool_call_request", "tool_call_response")
+from ..domain.events import STEP_KINDS, TOOL_EVENTS
+
 LABEL_CHARS = 80
 # Nodes that branch off further than this many lanes share the last lane rather than run off screen.
 MAX_LANE = 6
@@ -120,7 +109,7 @@ def build_graph(events: list[dict[str, Any]]) -> dict[str, Any]:
     node_of_span: dict[str, str] = {}
     turns: list[dict[str, Any]] = []
     for event in events:
-        kind = KINDS.get(event["eventType"], event["eventType"])
+        kind = STEP_KINDS.get(event["eventType"], event["eventType"])
         step = event["stepId"]
         if kind == "tool" and event.get("spanId") in node_of_span:
             node = by_id[node_of_span[event["spanId"]]]
@@ -220,7 +209,7 @@ def timeline(events: list[dict[str, Any]], spans: list[dict[str, Any]], graph: d
             continue
         duration = float(latency) if isinstance(latency, (int, float)) else 0.0
         node = node_of_step.get(event["stepId"])
-        bars.append({"node": node, "kind": KINDS[event["eventType"]],
+        bars.append({"node": node, "kind": STEP_KINDS[event["eventType"]],
                      "label": label_of[node] if node in label_of else label(event), "start": end.timestamp() * 1000 - duration, "durationMs": duration,
                      "known": latency is not None})
     for span in spans:

@@ -13,15 +13,11 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections,
 from django.db.models.base import ModelState
 from django.utils import timezone
 
-from . import jsontext, pricing
-from .models import Agent, AgentVersion, Event, Exchange, Trace
-from .validation import EventIn
-from .versioning import version_hash
-
-LLM_EVENTS = ("llm_response",)
-PRICED_EVENTS = ("llm_response", "embedding_response")
-TOOL_SPAN_STARTS = ("tool_call_request", "tool_call")
-
+from ..domain import jsontext, pricing
+from ..domain.events import LLM_EVENTS, PRICED_EVENTS, TOOL_SPAN_STARTS
+from ..domain.schemas import EventIn
+from ..domain.versioning import version_hash
+from ..models import Agent, AgentVersion, Event, Exchange, Trace
 
 @dataclass
 class Registration:
@@ -250,7 +246,7 @@ def _build_event(batch: RowCache, item: EventIn, *, source: str, user: str | Non
     provider = metadata.get("provider") if isinstance(metadata.get("provider"), str) else ""
     cost = note = None
     if item.eventType in PRICED_EVENTS:
-        price = pricing.price_event(provider, model, item.eventType, usage)
+        price = pricing.price_event(provider, model, item.eventType, usage, settings.WHYOPS_PRICES_FILE)
         cost, note = price.cost_usd, price.note
     return _new_event(
         {"trace": trace, "agent": agent, "exchange": exchange},
@@ -435,19 +431,10 @@ def _record(batch: RowCache, job: EventsJob) -> list[Saved]:
     return [result or Saved(next(created), "saved") for result in results]
 
 
-def record_events(items: list[EventIn], *, source: str = Event.SOURCE_SDK, user: str | None = None,
-                  exchange: Exchange | None = None) -> list[Saved]:
-    """Store a request's events atomically: all of them, with traces and totals updated, or none.
-
-    Events with an idempotency key already stored on their trace (or earlier in the same
-    request) are answered ``skipped`` and change nothing.
-    """
-    with transaction.atomic():
-        return _record(RowCache(), EventsJob(items, source, user, exchange))
-
-
 def record_jobs(jobs: list[EventsJob], cache: RowCache | None = None) -> list[list[Saved] | Exception]:
-    """Store several requests' events in one transaction (one commit), each request atomic on its own.
+    """Store several requests' events in one transaction (one commit), each request atomic on its own:
+    all its events, with traces and totals updated, or none. Events with an idempotency key already
+    stored on their trace (or earlier in the same request) are answered ``skipped`` and change nothing.
 
     A request that fails is rolled back to its savepoint and answered with its exception; the
     others are unaffected. Commit is the expensive part of a small write, so the writer groups

@@ -5,11 +5,15 @@ server, held the GIL the server needs to answer the next request; measured with 
 two threads together took 1.5 ms of CPU per single-event request, each half of it. Why one: SQLite
 writers on separate connections wait for each other in its busy handler, which sleeps in steps of up
 to 100 ms; one writer queues them in memory instead, and stores the ingest requests that queued up
-in one commit (``writer_process``). Its order is the order the server sent things in, so the SDK's
+in one commit. Its order is the order the server sent things in, so the SDK's
 tool span sent after a proxied answer lands after that answer.
 
 Tests (``WHYOPS_DEDICATED_WRITER = False``) write on their own thread instead, inside the
 transaction each test runs in.
+
+The module has three parts, in the order a write meets them: the work (``Ingest``, ``Write`` and
+what the writer does with them), the server's half (``submit``, ``write_soon``, ``ingest``,
+``write``), and the writer process's half (``serve``), which imports the app only once spawned.
 """
 
 import asyncio
@@ -17,20 +21,116 @@ import atexit
 import itertools
 import logging
 import multiprocessing
+import pickle
+import queue
+import signal
 import threading
 from collections import defaultdict
-from typing import Any, Callable, TypeVar
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from . import live, writer_process
-from .background import in_background
-from .write_tasks import Ingest, Write, ingest_group, perform
+from ..background import in_background
+from ..domain import jsontext
+from ..domain.schemas import Invalid, parse_events
+from ..live import messages as live
+
+if TYPE_CHECKING:  # imported where used: this module is also the spawned writer's entry, set up before models
+    from .rows import EventsJob, RowCache, Saved
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Done = Callable[[Any], None]  # called on the submitting event loop with the outcome (or exception)
+# Ingest requests that queued up are stored in one commit, up to about this many bytes of bodies.
+MAX_GROUP_BYTES = 512 * 1024
+_CLOSED = object()
+
+
+# The work -------------------------------------------------------------------------------------------
+# Ingest requests arrive as their raw bodies and are validated in the writer, next to the database,
+# so that the server's event loop only moves bytes.
+
+
+@dataclass
+class Ingest:
+    """One ``POST /api/events/ingest``: its body, and the ``X-External-User-Id`` header."""
+
+    body: bytes
+    user: str | None = None
+
+
+@dataclass
+class Write:
+    """Any other write: a module-level function and its (picklable) arguments. With ``with_cache``
+    it is also given the writer's row cache (``cache=``), which it keeps up to date; otherwise the
+    cache is dropped after it, since the write may have changed cached rows."""
+
+    fn: Callable[..., Any]
+    args: tuple = ()
+    with_cache: bool = False
+
+
+# An ingest request is answered (status, JSON body, live messages to publish), or fails with an exception.
+Answer = tuple[int, bytes, list[live.Message]]
+
+
+def _json(payload: Any) -> bytes:
+    return jsontext.dumps(payload).encode()
+
+
+def ingest_group(tasks: list[Ingest], cache: "RowCache | None" = None) -> list[Answer | Exception]:
+    """Validate and store several ingest requests in one commit; one answer per request, in order."""
+    from .rows import EventsJob
+
+    answers: list[Answer | Exception | None] = [None] * len(tasks)
+    jobs, stored_at = [], []
+    for position, task in enumerate(tasks):
+        try:
+            events, is_array = parse_events(task.body)
+        except Invalid as exc:
+            answers[position] = (exc.status, _json(exc.to_dict()), [])
+            continue
+        jobs.append(EventsJob(events, user=task.user))
+        stored_at.append((position, is_array))
+    for (position, is_array), outcome in zip(stored_at, _store_and_announce(jobs, cache), strict=True):
+        if isinstance(outcome, Exception):
+            answers[position] = outcome
+            continue
+        saved, messages = outcome
+        results = [result.to_dict() for result in saved]
+        answers[position] = (201, _json(results if is_array else results[0]), messages)
+    return answers
+
+
+def _store_and_announce(jobs: "list[EventsJob]", cache: "RowCache | None") -> "list[tuple[list[Saved], list] | Exception]":
+    """Store the jobs (one commit), then build each one's live messages: (saved, messages) or the error."""
+    from .rows import record_jobs
+
+    if not jobs:
+        return []
+    try:
+        outcomes = record_jobs(jobs, cache)
+    except Exception as exc:  # noqa: BLE001  (the commit failed: every request in the group fails)
+        return [exc] * len(jobs)
+    return [outcome if isinstance(outcome, Exception) else (outcome, live.announcements(outcome))
+            for outcome in outcomes]
+
+
+def perform(task: Write, cache: "RowCache | None" = None) -> Any:
+    """The write's result, or the exception it raised (handed to whoever asked for it)."""
+    try:
+        return task.fn(*task.args, cache=cache) if task.with_cache else task.fn(*task.args)
+    except Exception as exc:  # noqa: BLE001
+        return exc
+    finally:
+        if cache is not None and not task.with_cache:
+            cache.clear()
+
+
+# The server's half -----------------------------------------------------------------------------------
 
 
 class WriterStopped(RuntimeError):
@@ -73,7 +173,7 @@ class _WriterProcess:
         # Spawned, not forked: forking a server with running threads is unsafe.
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe()
-        self._process = context.Process(target=writer_process.serve, args=(theirs, settings.DATABASES, live.listening),
+        self._process = context.Process(target=serve, args=(theirs, settings.DATABASES, live.listening),
                                         name="whyops-writer", daemon=True)
         self._process.start()
         if not self._ever_started:
@@ -218,3 +318,93 @@ async def ingest(body: bytes, user: str | None) -> tuple[int, bytes]:
     live.publish_soon(messages)
     return status, payload
 
+
+# The writer process's half ---------------------------------------------------------------------------
+# Spawned: Django is set up here with the server's own database settings before anything touches a model.
+
+
+def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
+    # Ctrl-C reaches the whole process group; the writer stops when the server says so or goes away,
+    # after the commit it is in.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import django
+
+    settings.DATABASES = databases  # the server's, not whatever the settings module works out afresh here
+    django.setup()
+
+    from django.db import connection
+
+    from .rows import RowCache
+
+    live.listening = listening  # the server's count of listening pages, in shared memory
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    # A thread of its own keeps reading, so the server never blocks sending while a commit runs.
+    threading.Thread(target=_receive, args=(conn, inbox), name="whyops-writer-inbox", daemon=True).start()
+    cache = RowCache()  # kept between commits, while no other process writes (see RowCache)
+    held = None
+    while True:
+        item, held = held or inbox.get(), None
+        if item is _CLOSED:  # the server is gone
+            return
+        # A failed connection (say, PostgreSQL restarted) is replaced before the next write.
+        if connection.errors_occurred and not connection.is_usable():
+            connection.close()
+        if isinstance(item[1], Ingest):
+            group, held = _queued_group(item, inbox)
+            replies = list(zip([i for i, _ in group], ingest_group([t for _, t in group], cache), strict=True))
+        else:
+            replies = _performed(item, cache)
+        if not replies:
+            continue
+        try:
+            _reply(conn, replies)
+        except OSError:  # the server is gone
+            return
+
+
+def _queued_group(first: tuple[int, Ingest], inbox: queue.SimpleQueue) -> tuple[list, Any]:
+    """``first`` and the ingest requests queued behind it (up to MAX_GROUP_BYTES), and what came next."""
+    group, size = [first], len(first[1].body)
+    while size < MAX_GROUP_BYTES:
+        try:
+            more = inbox.get_nowait()
+        except queue.Empty:
+            return group, None
+        if more is _CLOSED or not isinstance(more[1], Ingest):
+            return group, more  # stored after this group
+        group.append(more)
+        size += len(more[1].body)
+    return group, None
+
+
+def _performed(item: tuple[int | None, Write], cache: "RowCache") -> list[tuple[int | None, Any]]:
+    task_id, task = item
+    outcome = perform(task, cache)
+    if task_id is None:  # unawaited: only live messages are worth a reply (and a wakeup)
+        if isinstance(outcome, Exception):
+            log.error("a write nobody waited for failed: %r", outcome)
+        if not outcome or isinstance(outcome, Exception):
+            return []
+    return [(task_id, outcome)]
+
+
+def _receive(conn: Connection, inbox: queue.SimpleQueue) -> None:
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            message = None
+        if message is None:  # the server is gone, or says it is going (writer._WriterProcess.close)
+            inbox.put(_CLOSED)
+            return
+        for item in message:  # (task id, task) pairs; the id is None for a write nobody waits for
+            inbox.put(item)
+
+
+def _reply(conn: Connection, replies: list[tuple[int, Any]]) -> None:
+    try:
+        conn.send(replies)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        # An exception that cannot cross the process boundary is still an answer.
+        conn.send([(task_id, RuntimeError(repr(outcome)) if isinstance(outcome, BaseException) else outcome)
+                   for task_id, outcome in replies])
