@@ -34,8 +34,9 @@ def percentile(values: list[float], q: float) -> float:
 
 async def measure(port: int, subscribers: int, events: int) -> tuple[list[float], list[float]]:
     trace_id = f"live-{uuid.uuid4().hex[:8]}"
-    body = lambda i: json.dumps({"eventType": "user_message", "traceId": trace_id, "agentName": "bench-live",
-                                 "content": {"messages": [{"role": "user", "content": f"message {i}"}]}}).encode()
+    def body(i: int) -> bytes:
+        return json.dumps({"eventType": "user_message", "traceId": trace_id, "agentName": "bench-live",
+                           "content": {"messages": [{"role": "user", "content": f"message {i}"}]}}).encode()
     async with KeepAliveClient(port) as http:
         await http.request("POST", "/api/events/ingest", body(-1))  # the trace must exist to subscribe
         arrivals: dict[int, list[float]] = {}

@@ -16,7 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,10 +31,10 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 
-from whyops_local.models import Agent, Event, Trace  # noqa: E402
-from whyops_local.storage.rows import register_agent  # noqa: E402
 from tests.storing import record_events  # noqa: E402
 from whyops_local.domain.schemas import EventIn  # noqa: E402
+from whyops_local.models import Agent, Event, Trace  # noqa: E402
+from whyops_local.storage.rows import register_agent  # noqa: E402
 
 AGENT = "bench-agent"
 LOREM = ("The customer asked about their order and the assistant checked the order system, "
@@ -43,7 +43,7 @@ LOREM = ("The customer asked about their order and the assistant checked the ord
 
 def agent_run(trace_id: str, total: int, turns: int) -> list[dict]:
     """A long agent run: per turn a user message, then loops of thinking, tool call, tool span, answer."""
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     events: list[dict] = []
     per_turn = max(total // turns, 6)
     clock = 0.0
@@ -94,7 +94,7 @@ def build_many_traces(count: int) -> float:
     """``count`` small traces by bulk insert (one event each), for the list page."""
     started = time.perf_counter()
     agents = [Agent.objects.get_or_create(name=f"list-agent-{i}")[0] for i in range(5)]
-    now = datetime(2026, 2, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 2, 1, tzinfo=UTC)
     batch = 5000
     for offset in range(0, count, batch):
         traces = [Trace(trace_id=f"list-{i:06}", agent=agents[i % 5], external_user_id=f"user-{i % 1000}",
@@ -107,7 +107,8 @@ def build_many_traces(count: int) -> float:
                   timestamp=t.last_event_at, content={"content": f"answer {t.trace_id}" + (" needle" if i % 997 == 0 else "")},
                   metadata={"model": "gpt-4o-mini", "provider": "openai"},
                   model="gpt-4o-mini" if i % 3 else "claude-sonnet-4-5", provider="openai")
-            for i, t in zip(range(offset, offset + batch), Trace.objects.filter(trace_id__in=[t.trace_id for t in traces]).order_by("trace_id"))
+            for i, t in zip(range(offset, offset + batch),
+                            Trace.objects.filter(trace_id__in=[t.trace_id for t in traces]).order_by("trace_id"), strict=True)
         ])
     return time.perf_counter() - started
 
@@ -142,7 +143,9 @@ def interactive(driver, url: str, runs: int = 3) -> tuple[float, float]:
             const t0 = performance.now();
             const panel = document.getElementById('step-panel');
             new MutationObserver((_, obs) => {
-              if (panel.querySelector(`article[data-node="${node.dataset.node}"]`)) { obs.disconnect(); done((performance.now() - t0) / 1000); }
+              if (panel.querySelector(`article[data-node="${node.dataset.node}"]`)) {
+                obs.disconnect(); done((performance.now() - t0) / 1000);
+              }
             }).observe(panel, {childList: true, subtree: true});
             node.dispatchEvent(new MouseEvent('click', {bubbles: true}));
         """))

@@ -2,9 +2,9 @@
 
 from typing import Any
 
-from whyops_local.storage.rows import register_agent
 from tests.storing import record_events
 from whyops_local.domain.schemas import EventIn
+from whyops_local.storage.rows import register_agent
 
 SUPPORT_AGENT = {
     "systemPrompt": "You are a precise customer support assistant.",

@@ -1,7 +1,7 @@
 import pytest
 
-from whyops_local.models import Agent, AgentVersion
 from whyops_local.domain.versioning import version_hash
+from whyops_local.models import Agent, AgentVersion
 
 pytestmark = pytest.mark.django_db
 

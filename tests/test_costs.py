@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase as HypothesisTestCase
 from whyops import WhyOps
 
-from whyops_local.models import Event, Trace
 from tests.storing import record_events
 from whyops_local.domain.schemas import EventIn
+from whyops_local.models import Event, Trace
 
 
 def llm(trace, model, provider, usage, **fields):

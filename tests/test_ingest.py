@@ -184,7 +184,7 @@ def test_the_hot_path_sends_the_same_column_values_as_django_would(client):
     for fields, obj in ((_EVENT_FIELDS, stored), (_TOTAL_FIELDS, trace)):
         ours = _db_values(fields, [obj], connection)
         djangos = [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]
-        for field, mine, theirs in zip(fields, ours, djangos):
+        for field, mine, theirs in zip(fields, ours, djangos, strict=True):
             if isinstance(field, JSONField) and mine is not None:  # the same JSON, maybe written more tightly
                 mine, theirs = json.loads(mine), json.loads(theirs)
             assert mine == theirs, field.name

@@ -6,9 +6,9 @@ import json
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from whyops_local.live import messages as live
 from whyops_local.asgi import application
 from whyops_local.http.ingest import ingest
+from whyops_local.live import messages as live
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = [(b"origin", b"http://127.0.0.1:8000"), (b"host", b"127.0.0.1:8000")]

@@ -1,8 +1,8 @@
 """The pure graph and content helpers behind the trace page (no database, milliseconds)."""
 
+from whyops_local.domain.spans import tool_spans
 from whyops_local.pages.display import blocks, elide_base64, pretty_json, thinking_block, tool_call, transcript
 from whyops_local.pages.graph import build_graph, label, timeline
-from whyops_local.domain.spans import tool_spans
 
 
 def ev(step, kind, content=None, metadata=None, parent="prev", span=None, ts="2026-01-01T00:00:00Z", id=None):

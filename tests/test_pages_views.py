@@ -19,7 +19,8 @@ XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2"> [
 
 def graph_of(response):
     html = response.content.decode()
-    start = html.index('<script id="trace-graph" type="application/json">') + len('<script id="trace-graph" type="application/json">')
+    opening = '<script id="trace-graph" type="application/json">'
+    start = html.index(opening) + len(opening)
     return json.loads(html[start:html.index("</script>", start)])
 
 
@@ -98,7 +99,8 @@ def test_the_trace_page_has_header_totals_graph_and_timeline(client):
 def test_step_in_the_url_selects_the_panel_and_the_fragment_serves_it(client):
     support_trace()
     html = client.get("/traces/session-123?step=4").content.decode()
-    assert "Tool span" in html and "&quot;orderId&quot;: &quot;123&quot;" in html and "&quot;status&quot;: &quot;shipped&quot;" in html
+    assert "Tool span" in html and "&quot;orderId&quot;: &quot;123&quot;" in html
+    assert "&quot;status&quot;: &quot;shipped&quot;" in html
     assert graph_of(client.get("/traces/session-123?step=5"))["selected"] == "4"  # the span's response step
     fragment = client.get("/traces/session-123?step=5&partial=panel").content.decode()
     assert fragment.lstrip().startswith("<article") and "Tool span" in fragment and "<html" not in fragment
@@ -198,9 +200,9 @@ def test_static_files_are_served_with_debug_off(client):
 
 
 def test_a_proxied_call_shows_its_raw_exchange(client):
-    from whyops_local.models import Event, Exchange
     from tests.storing import record_events
     from whyops_local.domain.schemas import EventIn
+    from whyops_local.models import Event, Exchange
 
     exchange = Exchange.objects.create(
         provider="openai", method="POST", path="/v1/chat/completions", status=200, started_at=timezone.now(),
@@ -262,7 +264,8 @@ ODD_CONTENT = [
     {"toolCalls": "not a list", "toolResults": None}, {"toolCalls": [None, 3, {"function": "x"}]},
     {"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "https://x/y.png"}},
                                                {"type": "image_url", "image_url": "data:image/gif;base64,R0lGOD=="},
-                                               {"type": "tool_result", "tool_use_id": "1", "content": [{"type": "text", "text": "r"}]}]}]},
+                                               {"type": "tool_result", "tool_use_id": "1",
+                                                "content": [{"type": "text", "text": "r"}]}]}]},
     {"type": "redacted_thinking", "data": "abc"}, {"input": "one string"}, {"message": None, "status": "x"},
 ]
 

@@ -1,9 +1,9 @@
 """Pure trace matching by message history, and tool spans between two calls."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from whyops_local.proxy.providers import anthropic, openai
 from whyops_local.proxy.conversations import Conversations, History
+from whyops_local.proxy.providers import anthropic, openai
 from whyops_local.proxy.tool_spans import tool_spans
 
 FIRST = {"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "weather?"}]}
@@ -70,7 +70,7 @@ def test_histories_holding_a_lone_surrogate_still_match():
 
 
 def test_tool_calls_are_paired_with_their_results_into_spans_with_latency():
-    asked = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    asked = datetime(2026, 1, 1, tzinfo=UTC)
     calls = ANSWER["choices"][0]["message"]["tool_calls"]
     request, response = tool_spans(calls, [("c1", '{"sky": "sunny"}')], asked, asked + timedelta(milliseconds=250))
     assert (request["eventType"], response["eventType"]) == ("tool_call_request", "tool_call_response")
@@ -82,7 +82,7 @@ def test_tool_calls_are_paired_with_their_results_into_spans_with_latency():
 
 
 def test_results_for_unknown_calls_and_tools_the_sdk_recorded_give_no_span():
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     calls = ANSWER["choices"][0]["message"]["tool_calls"]
     assert tool_spans(calls, [("other", "x")], now, now) == []
     assert tool_spans(calls, [("c1", "x")], now, now, skip_tools={"get_weather"}) == []

@@ -1,8 +1,8 @@
 import pytest
 
-from whyops_local.storage.rows import register_agent
 from tests.storing import record_events
 from whyops_local.domain.schemas import EventIn
+from whyops_local.storage.rows import register_agent
 
 pytestmark = pytest.mark.django_db
 

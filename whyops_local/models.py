@@ -38,6 +38,9 @@ class Agent(models.Model):
 
     objects = AgentQuerySet.as_manager()
 
+    def __str__(self) -> str:
+        return self.name
+
     def latest_version(self) -> "AgentVersion | None":
         prefetched = getattr(self, "_newest_first", None)
         if prefetched is not None:
@@ -64,6 +67,9 @@ class AgentVersion(models.Model):
             models.UniqueConstraint(fields=["agent", "version_hash"], name="agent_version_hash_unique"),
             models.UniqueConstraint(fields=["agent", "seq"], name="agent_version_seq_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id} v{self.seq}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,7 +135,8 @@ class Trace(models.Model):
     # Indexed by trace_agent_recent, whose first column it is.
     agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="traces", db_index=False)
     agent_version = models.ForeignKey(AgentVersion, null=True, on_delete=models.SET_NULL, related_name="traces")
-    external_user_id = models.CharField(max_length=255, null=True, blank=True)
+    # NULL, not "": the protocol's "no user", kept apart from any id a client could send.
+    external_user_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     started_at = models.DateTimeField()
     last_event_at = models.DateTimeField()
     # The highest step id given out or seen; the next auto-assigned step is this + 1.
@@ -157,6 +164,9 @@ class Trace(models.Model):
             models.Index(fields=["agent", "-last_event_at"], name="trace_agent_recent"),
             models.Index(fields=["external_user_id", "-last_event_at"], name="trace_user_recent"),
         ]
+
+    def __str__(self) -> str:
+        return self.trace_id
 
     @property
     def duration_ms(self) -> int:
@@ -218,6 +228,9 @@ class Exchange(models.Model):
     total_ms = models.FloatField(null=True)
     interrupted = models.BooleanField(default=False)
 
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} {self.status}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.pk,
@@ -253,8 +266,9 @@ class Event(models.Model):
     span_id = models.CharField(max_length=128)
     timestamp = models.DateTimeField()
     received_at = models.DateTimeField(auto_now_add=True)
-    external_user_id = models.CharField(max_length=255, null=True, blank=True)
-    idempotency_key = models.CharField(max_length=128, null=True)
+    external_user_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001  (as on Trace)
+    # NULL for events without one: the unique (trace, idempotency_key) constraint admits many NULLs, not many "".
+    idempotency_key = models.CharField(max_length=128, null=True)  # noqa: DJ001
     content = models.JSONField(null=True)
     metadata = models.JSONField(default=dict)
     source = models.CharField(max_length=8, default=SOURCE_SDK)
@@ -283,6 +297,9 @@ class Event(models.Model):
             models.Index(fields=["trace", "step_id", "id"], name="event_trace_step"),
             models.Index(fields=["model"], name="event_model"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} step {self.step_id}"
 
     def to_dict(self) -> dict[str, Any]:
         """The read API's Event (protocol section 6)."""

@@ -5,7 +5,7 @@ Every failure becomes a list of ``{"field", "message", "code"}`` details naming 
 """
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -121,7 +121,7 @@ class EventIn(BaseModel):
         except ValueError:
             raise ValueError(f"not an ISO-8601 timestamp: {value[:64]!r}") from None
         # A timestamp without an offset is read as UTC rather than refused.
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
     @property
     def usage(self) -> dict[str, int]:

@@ -1,6 +1,5 @@
 """The WhyOps ingest API and whyops-local's read API (protocol sections 2-4 and 6)."""
 
-from django.conf import settings
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI

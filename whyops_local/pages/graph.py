@@ -210,7 +210,8 @@ def timeline(events: list[dict[str, Any]], spans: list[dict[str, Any]], graph: d
         duration = float(latency) if isinstance(latency, (int, float)) else 0.0
         node = node_of_step.get(event["stepId"])
         bars.append({"node": node, "kind": STEP_KINDS[event["eventType"]],
-                     "label": label_of[node] if node in label_of else label(event), "start": end.timestamp() * 1000 - duration, "durationMs": duration,
+                     "label": label_of[node] if node in label_of else label(event),
+                     "start": end.timestamp() * 1000 - duration, "durationMs": duration,
                      "known": latency is not None})
     for span in spans:
         first = span["requestStepId"] if span["requestStepId"] is not None else span["responseStepId"]

@@ -7,7 +7,6 @@ from django.http import HttpRequest
 from ..domain import pricing
 from ..live import messages as live
 
-
 # Defence in depth for pages full of untrusted text: only our own scripts and styles run, images
 # may be data: URLs (inline screenshots), nothing is framed or loaded from elsewhere.
 CONTENT_SECURITY_POLICY = (

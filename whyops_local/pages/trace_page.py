@@ -19,6 +19,7 @@ from . import display
 from .graph import build_graph, node_id_for, timeline
 from .site import page
 
+
 def _node_events(trace: Trace, node_id: str) -> list[Event]:
     """The events behind a node id: ``"12"`` (step 12, with the rest of its tool span) or ``"12-345"``."""
     step, _, pk = node_id.partition("-")

@@ -2,8 +2,7 @@
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -18,6 +17,7 @@ from ..domain.events import LLM_EVENTS, PRICED_EVENTS, TOOL_SPAN_STARTS
 from ..domain.schemas import EventIn
 from ..domain.versioning import version_hash
 from ..models import Agent, AgentVersion, Event, Exchange, Trace
+
 
 @dataclass
 class Registration:
@@ -316,8 +316,8 @@ def _sqlite_datetime(value: datetime | None, db) -> str | None:
     # An aware datetime as SQLite's adapt_datetimefield_value stores it: naive UTC, str().
     if value is None or value.tzinfo is None:
         return models.DateTimeField().get_db_prep_save(value, db)
-    if value.tzinfo is not dt_timezone.utc:
-        value = value.astimezone(dt_timezone.utc)
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
     return str(value.replace(tzinfo=None))
 
 
@@ -380,7 +380,7 @@ def _insert(events: list[Event]) -> None:
         for start in range(0, len(events), rows_per_statement):
             chunk = events[start:start + rows_per_statement]
             cursor.execute(_insert_sql(db.vendor, len(chunk)), _db_values(_EVENT_FIELDS, chunk, db))
-            for event, (pk_value,) in zip(chunk, cursor.fetchall()):
+            for event, (pk_value,) in zip(chunk, cursor.fetchall(), strict=True):
                 event.pk = pk_value
                 event._state.adding = False
 

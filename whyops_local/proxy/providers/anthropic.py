@@ -7,8 +7,8 @@ top, and 1-hour cache writes are counted apart (``cacheCreation1hTokens``) becau
 import json
 from typing import Any
 
-from .base import Api, PartialEvent, Reassembly, entry, event, json_or_none, params, present, text_of
 from ..sse import SSEEvent
+from .base import Api, PartialEvent, Reassembly, entry, event, json_or_none, params, present, text_of
 
 PROVIDER = "anthropic"
 

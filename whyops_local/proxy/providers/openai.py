@@ -8,8 +8,8 @@ import base64
 import json
 from typing import Any
 
-from .base import Api, PartialEvent, Reassembly, entry, event, json_or_none, params, present, text_of
 from ..sse import SSEEvent
+from .base import Api, PartialEvent, Reassembly, entry, event, json_or_none, params, present, text_of
 
 PROVIDER = "openai"
 
