@@ -8,7 +8,7 @@ a 2-core machine), and stops the clock only once every event reads back through 
 The raw rate is plain sqlite3 (WAL, synchronous=NORMAL) inserting the same JSON rows, one
 transaction per event or per 100 events, measured in the same run.
 
-Targets (issue 2): single-event requests from 8 clients >= 1,000 events/s; array ingest >= 10,000
+Targets: single-event requests from 8 clients >= 1,000 events/s; array ingest >= 10,000
 events/s, a throughput, measured with 4 senders. A lone sender waits for each answer before it
 sends the next array, so its rate is a latency figure (client, server and writer one after the
 other); it is printed beside, without a target.

@@ -5,7 +5,7 @@ same requests straight to the fake upstream, through the proxy and through the b
 interleaved in random order, at each concurrency.
 Run from the repository root:
     python bench/proxy.py [--requests 400] [--concurrency 1 8] [--upstream-ms 0 100] [--messages 31]
-Targets (issue 3): added p50 <= 3 ms, p99 <= 15 ms; added time to first chunk <= 3 ms.
+Targets: added p50 <= 3 ms, p99 <= 15 ms; added time to first chunk <= 3 ms.
 
 Each request carries an agent's history: ``--messages`` messages (system prompt, turns and tool
 results, ~1 KB each; the default is ~33 KB), since the proxy reads every message to find the trace

@@ -184,7 +184,7 @@ class Trace(models.Model):
         return money(self.cost_usd)
 
     def summary_dict(self) -> dict[str, Any]:
-        """The read API's TraceSummary (protocol section 6)."""
+        """The read API's TraceSummary (docs/whyops-protocol.md §6)."""
         return {
             "traceId": self.trace_id,
             "agentName": self.agent.name,
@@ -302,7 +302,7 @@ class Event(models.Model):
         return f"{self.event_type} step {self.step_id}"
 
     def to_dict(self) -> dict[str, Any]:
-        """The read API's Event (protocol section 6)."""
+        """The read API's Event (docs/whyops-protocol.md §6)."""
         return {
             "id": self.pk,
             "eventType": self.event_type,

@@ -16,7 +16,7 @@ SECRET_KEY = datadir.secret_key(DATA_DIR)
 DEBUG = os.environ.get("WHYOPS_DEBUG", "") == "1"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]", *filter(None, os.environ.get("WHYOPS_ALLOWED_HOSTS", "").split(","))]
 
-# Optional shared key for ingest and proxy routes (protocol section 2).
+# Optional shared key for ingest and proxy routes (docs/whyops-protocol.md §2).
 WHYOPS_API_KEY = os.environ.get("WHYOPS_API_KEY") or None
 # Largest request body accepted by the ingest API; larger ones get 413.
 WHYOPS_MAX_BODY_BYTES = int(os.environ.get("WHYOPS_MAX_BODY_BYTES", 32 * 1024 * 1024))

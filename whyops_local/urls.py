@@ -23,7 +23,7 @@ _proxy_routes = {
 urlpatterns = [
     path("api/", api.urls),
     path("api/exchanges/<int:pk>", proxy.exchange),
-    # The SDK's fallback for agent registration, on the proxy base URL (protocol section 3).
+    # The SDK's fallback for agent registration, on the proxy base URL (docs/whyops-protocol.md §3).
     path("proxy/v1/agents/init", proxy_agent_init),
     path("proxy/agents/init", proxy_agent_init),
     # Pages. Trace ids and user ids may hold "/", so they take the rest of the path.
@@ -32,7 +32,7 @@ urlpatterns = [
     path("agents/", agent_list, name="agent_list"),
     path("agents/<path:name>/", agent_page, name="agent"),
     path("users/<path:user_id>/", user_page, name="user"),
-    # Each proxy route with and without /v1: sdk.openai() sets a base URL without it (protocol section 5).
+    # Each proxy route with and without /v1: sdk.openai() sets a base URL without it (docs/whyops-protocol.md §5).
     *[path(f"proxy/{prefix}{route}", proxy.proxy, {"route": target})
       for route, target in _proxy_routes.items() for prefix in ("v1/", "")],
 ]

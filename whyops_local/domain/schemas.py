@@ -1,4 +1,4 @@
-"""Validation of the WhyOps ingest payloads (protocol sections 3 and 4), free of Django.
+"""Validation of the WhyOps ingest payloads (docs/whyops-protocol.md §3, §4), free of Django.
 
 Every failure becomes a list of ``{"field", "message", "code"}`` details naming the exact field
 (``"0.traceId"`` for the first item of an array body), so a client can fix its request.

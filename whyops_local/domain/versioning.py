@@ -1,4 +1,4 @@
-"""Agent version hashes, byte-compatible with the hosted WhyOps service (protocol section 3)."""
+"""Agent version hashes, byte-compatible with the hosted WhyOps service (docs/whyops-protocol.md §3)."""
 
 import hashlib
 import json

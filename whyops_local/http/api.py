@@ -1,4 +1,4 @@
-"""The WhyOps ingest API and whyops-local's read API (protocol sections 2-4 and 6)."""
+"""The WhyOps ingest API and whyops-local's read API (docs/whyops-protocol.md §2-4, §6)."""
 
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse

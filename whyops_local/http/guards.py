@@ -12,7 +12,7 @@ from ..domain.schemas import Invalid
 
 
 def api_key_error(headers: Mapping[str, str]) -> str | None:
-    """Why the request may not go on when the server has WHYOPS_API_KEY (protocol section 2), else None."""
+    """Why the request may not go on when the server has WHYOPS_API_KEY (docs/whyops-protocol.md §2), else None."""
     expected = settings.WHYOPS_API_KEY
     if not expected:
         return None

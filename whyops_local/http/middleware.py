@@ -7,7 +7,7 @@ _SLASHES = re.compile(r"/{2,}")
 
 def collapse_slashes(path: str) -> str:
     """``/api//events/ingest`` -> ``/api/events/ingest``: SDKs join a base URL that ends in "/" with a
-    path that starts with one (protocol section 1). Shared by the ASGI fast paths and the middleware."""
+    path that starts with one (docs/whyops-protocol.md §1). Shared by the ASGI fast paths and the middleware."""
     return _SLASHES.sub("/", path) if "//" in path else path
 
 

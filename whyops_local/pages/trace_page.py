@@ -115,7 +115,7 @@ def trace_page(request: HttpRequest, trace_id: str) -> HttpResponse:
         return render(request, "traces/_head.html", head_context(trace))
     graph = graph_data(trace)
     if request.GET.get("partial") == "graph":
-        # What a live page re-fetches to redraw its graph and timeline after new events (issue 5).
+        # What a live page re-fetches to redraw its graph and timeline after new events.
         return JsonResponse({**graph, "summary": trace.summary_dict()})
     if selected is None and graph["nodes"]:
         selected = graph["nodes"][0]["id"]

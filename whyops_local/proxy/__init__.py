@@ -1,1 +1,1 @@
-"""The logging proxy for OpenAI and Anthropic clients (protocol section 5)."""
+"""The logging proxy for OpenAI and Anthropic clients (docs/whyops-protocol.md §5)."""

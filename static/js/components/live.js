@@ -29,11 +29,7 @@ export function connectLive(path, { onMessage }) {
       }
       onMessage(message);
     });
-    socket.addEventListener("close", (event) => {
-      if (event.code === 4404) {
-        show("offline", "This trace is not on the server");
-        return;
-      }
+    socket.addEventListener("close", () => {
       show("reconnecting", "Connection lost; retrying");
       setTimeout(open, delay);
       delay = Math.min(delay * 2, 5000);

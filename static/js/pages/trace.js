@@ -12,22 +12,22 @@ let data = JSON.parse(document.getElementById("trace-graph").textContent);
 const graphEl = document.getElementById("graph");
 const panel = document.getElementById("step-panel");
 let nodeById = new Map(data.nodes.map((n) => [n.id, n]));
-export const state = { selected: data.selected, collapsed: new Set(), request: 0 };
+const state = { selected: data.selected, collapsed: new Set(), request: 0 };
 
 if (data.nodes.length > COLLAPSE_OVER && data.turns.length > 1) {
   const keep = nodeById.get(state.selected)?.turn;
   for (const turn of data.turns) if (turn.index !== keep) state.collapsed.add(turn.index);
 }
 
-export function draw() {
+function draw() {
   renderGraph(graphEl, data, { collapsed: state.collapsed, selected: state.selected, onSelect: select, onToggle: toggle });
   const el = document.getElementById(`step-${state.selected}`);
   if (el) el.scrollIntoView({ block: "nearest" });
 }
 
 // Re-fetch graph and timeline from the server and redraw, keeping selection and collapsed turns.
-// The live updates (issue 5) call this when new events arrive on the trace.
-export async function refresh() {
+// Live updates call this when new events arrive on the trace.
+async function refresh() {
   const url = new URL(location.href);
   url.searchParams.set("partial", "graph");
   const response = await fetch(url, { headers: { Accept: "application/json" } });
@@ -54,7 +54,7 @@ function markTimeline() {
   }
 }
 
-export async function select(id) {
+async function select(id) {
   const node = nodeById.get(id);
   if (!node) return;
   const previous = state.selected;
