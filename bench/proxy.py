@@ -148,7 +148,8 @@ def main() -> None:
                         help="how long the fake provider takes to answer (see above)")
     parser.add_argument("--messages", type=int, default=31, help="messages in each request's history (see above)")
     args = parser.parse_args()
-    fake = subprocess.Popen([sys.executable, "-m", "tests.fake_upstream"], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    fake = subprocess.Popen([sys.executable, "-m", "whyops_local.demo.fake_provider"], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
     bare = None
     try:
         upstream = fake.stdout.readline().strip()

@@ -7,7 +7,8 @@ import uuid
 import httpx
 import pytest
 
-from .fake_upstream import FakeUpstream
+from whyops_local.demo.fake_provider import FakeUpstream
+
 from .servers import run_server
 
 

@@ -2,10 +2,9 @@
 
 import pytest
 
+from whyops_local.demo.fake_provider import FakeUpstream
 from whyops_local.proxy.providers import anthropic, openai
 from whyops_local.proxy.sse import SSEParser
-
-from .fake_upstream import FakeUpstream
 
 
 @pytest.fixture(scope="module")

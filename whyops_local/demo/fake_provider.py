@@ -1,4 +1,4 @@
-"""A fake OpenAI and Anthropic API on 127.0.0.1 that speaks their wire formats, for tests and the benchmark.
+"""A fake OpenAI and Anthropic API on 127.0.0.1 that speaks their wire formats (demo, tests, benchmarks).
 
 Behaviour is picked by the request's model name, so real SDK clients can drive it:
 ``error-<status>`` answers that status with the provider's error body, ``slow-<seconds>`` waits before
