@@ -97,14 +97,15 @@ def _serve(host: str, port: int, data_dir: str | None, on_ready: Callable[[str],
     """Migrate, then serve the app with daphne until Ctrl-C or SIGTERM; ``on_ready`` gets the base URL."""
     _setup_environment(data_dir)
     from daphne.endpoints import build_endpoint_description_strings
-    from daphne.server import Server  # first: it installs the asyncio reactor Twisted must use
+    from daphne.server import Server  # before anything imports Twisted's reactor: it installs the asyncio one
+    from twisted.internet import reactor
 
     from . import startup
 
     startup.migrate()
     from .asgi import application  # starts the writer process
 
-    def ready() -> None:
+    def announce() -> None:
         bound_host, bound_port = server.listening_addresses[0]
         base = f"http://{f'[{bound_host}]' if ':' in bound_host else bound_host}:{bound_port}"
         sys.stdout.write(startup.banner(base))
@@ -112,8 +113,9 @@ def _serve(host: str, port: int, data_dir: str | None, on_ready: Callable[[str],
         if on_ready:
             on_ready(base)
 
+    # Announced once the reactor runs, with its Ctrl-C and SIGTERM handlers in place.
     server = Server(application, endpoints=build_endpoint_description_strings(host=host, port=port),
-                    ready_callable=ready)
+                    ready_callable=lambda: reactor.callWhenRunning(announce))
     server.run()
     if server.abort_start:  # daphne has logged why (say, the port is taken)
         sys.exit(1)
