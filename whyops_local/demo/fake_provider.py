@@ -190,8 +190,12 @@ class FakeUpstream:
         return "tools" in _model(body)
 
     def _text(self, body: dict) -> str:
-        results = _tool_results(body) if self.agentic else []
-        return f"From the tools: {'; '.join(results)}." if results else "Hello world"
+        if not self.agentic:
+            return "Hello world"
+        results = _tool_results(body)
+        if results:
+            return f"From the tools: {'; '.join(results)}."
+        return "Let me look that up." if body.get("tools") else "Hello world"
 
     def _openai_usage(self, body: dict) -> dict:
         if not self.agentic:
