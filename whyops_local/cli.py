@@ -76,7 +76,7 @@ def _management_commands() -> list[tuple[str, str]]:
 
     django.setup()
     ours = sorted(name for name, app in get_commands().items() if app == "whyops_local")
-    return [(name, load_command_class("whyops_local", name).help.strip().splitlines()[0]) for name in ours]
+    return [(name, next(iter(load_command_class("whyops_local", name).help.strip().splitlines()), "")) for name in ours]
 
 
 def manage(argv: list[str]) -> None:
