@@ -94,3 +94,15 @@ def test_the_throwaway_data_dir_is_removed_when_it_stops():
         assert data_dir.is_dir()
         assert running.stop() == 0
     assert not data_dir.exists()
+
+
+def test_run_again_on_a_kept_data_dir_it_records_new_traces(tmp_path):
+    for _ in range(2):
+        with run_cli("demo", "--port", "0", "--data-dir", str(tmp_path)) as running:
+            deadline = time.monotonic() + 60
+            while "recorded" not in running.output() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            traces = httpx.get(f"{running.api}/traces", params={"limit": 50}).json()["traces"]
+            assert running.stop() == 0
+    assert len(traces) == 12 and len({trace["eventCount"] for trace in traces if "openai-tools" in trace["traceId"]}) == 1
+    assert tmp_path.is_dir()

@@ -154,22 +154,23 @@ def long_run(agent: Agent, trace_id: str, user: str, turns: int = 100) -> None:
         agent.ingest(events[first:first + 100])
 
 
-def scenarios(client: httpx.Client) -> list[tuple[str, Callable[[], None]]]:
-    """(trace id, run) for each run of the demo."""
+def scenarios(client: httpx.Client, suffix: str = "") -> list[tuple[str, Callable[[str], None]]]:
+    """(trace id, run of that trace) for each run of the demo."""
     support, research = Agent(client, SUPPORT, TOOLS), Agent(client, RESEARCH, TOOLS)
     alice, bob = USERS
-    return [
-        ("demo-openai-tools", lambda: openai_tool_loop(support, "demo-openai-tools", alice,
-                                                       "Do I need an umbrella in Paris right now?", stream=False)),
-        ("demo-openai-streamed", lambda: openai_tool_loop(support, "demo-openai-streamed", bob,
-                                                          "What time is it in Tokyo, and is it raining?", stream=True)),
-        ("demo-anthropic-thinking", lambda: anthropic_run(research, "demo-anthropic-thinking", alice,
-                                                          "Should I cycle to work in Berlin today?", thinking=True)),
-        ("demo-upstream-error", lambda: anthropic_run(support, "demo-upstream-error", bob,
-                                                      "Is my flight to Oslo affected by the weather?", fail_first=529)),
-        ("demo-prompt-cache", lambda: _cached_session(research, "demo-prompt-cache", alice)),
-        ("demo-long-run", lambda: long_run(research, "demo-long-run", bob)),
+    runs: list[tuple[str, Callable[[str], None]]] = [
+        ("demo-openai-tools", lambda trace: openai_tool_loop(support, trace, alice, "Do I need an umbrella in Paris right now?",
+                                                             stream=False)),
+        ("demo-openai-streamed", lambda trace: openai_tool_loop(support, trace, bob, "What time is it in Tokyo, and is it "
+                                                                "raining?", stream=True)),
+        ("demo-anthropic-thinking", lambda trace: anthropic_run(research, trace, alice, "Should I cycle to work in Berlin "
+                                                                "today?", thinking=True)),
+        ("demo-upstream-error", lambda trace: anthropic_run(support, trace, bob, "Is my flight to Oslo affected by the "
+                                                            "weather?", fail_first=529)),
+        ("demo-prompt-cache", lambda trace: _cached_session(research, trace, alice)),
+        ("demo-long-run", lambda trace: long_run(research, trace, bob)),
     ]
+    return [(name + suffix, scenario) for name, scenario in runs]
 
 
 def _cached_session(agent: Agent, trace_id: str, user: str) -> None:
@@ -185,7 +186,9 @@ def run(base_url: str, api_key: str | None = None) -> list[str]:
     key = api_key or "demo"
     headers = {"Authorization": f"Bearer {key}", "x-api-key": key}
     with httpx.Client(base_url=base_url, headers=headers, timeout=30) as client:
-        runs = scenarios(client)
-        for _, scenario in runs:
-            scenario()
+        # Run again on a kept data dir, the demo records new traces rather than adding to the old ones.
+        suffix = f"-{uuid.uuid4().hex[:6]}" if client.get("/api/traces", params={"limit": 1}).json()["traces"] else ""
+        runs = scenarios(client, suffix)
+        for trace_id, scenario in runs:
+            scenario(trace_id)
     return [trace_id for trace_id, _ in runs]
