@@ -31,11 +31,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def parser(with_management_commands: bool = False) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    top = argparse.ArgumentParser(
         prog=PROG, description="A local trace viewer and debugger for LLM agents.",
         epilog=f"Any other Django management command runs as with manage.py (`{PROG} help` lists them all); "
                "it uses WHYOPS_DATA_DIR.")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    commands = top.add_subparsers(title="commands", metavar="COMMAND")
     serve = commands.add_parser("serve", help="serve the pages, the API and the proxy (the default command)",
                                 description="Migrate the database, print where things are, and serve.")
     _server_options(serve)
@@ -49,7 +49,7 @@ def parser(with_management_commands: bool = False) -> argparse.ArgumentParser:
     if with_management_commands:
         for name, summary in _management_commands():
             commands.add_parser(name, help=summary, add_help=False)
-    return parser
+    return top
 
 
 def _server_options(command: argparse.ArgumentParser) -> None:
