@@ -69,8 +69,8 @@ def _setup_environment(data_dir: str | None) -> None:
 
 
 def _management_commands() -> list[tuple[str, str]]:
-    """This project's own management commands, with their one-line help."""
-    _setup_environment(None)
+    """This project's own management commands, with their one-line help (the data folder is left alone)."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whyops_local.settings")
     import django
     from django.core.management import get_commands, load_command_class
 
