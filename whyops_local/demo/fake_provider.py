@@ -7,8 +7,9 @@ connection in the middle of a stream, ``tools`` answers with tool calls; an ``x-
 answers that status too. Every request is kept in ``requests`` and every answer's exact bytes in ``sent``.
 
 ``FakeUpstream(agentic=True)`` (the demo's) answers as a model in an agent loop does instead: it calls the
-offered tools until the conversation ends with their results, then sums those results up; its usage is
-sized from the request, with prompt-cache writes and reads where the request asks for caching.
+offered tools until the conversation ends with their results, then sums those results up, taking 150 ms
+a call and 20 ms a chunk; its usage is sized from the request, with prompt-cache writes and reads where
+the request asks for caching.
 """
 
 import base64
@@ -66,7 +67,7 @@ class FakeUpstream:
         self.sent: list[bytes] = []
         self.gate = threading.Event()
         self.gate_before = 1  # the index of the chunk a ``gated`` stream holds back until the gate opens
-        self.chunk_delay = 0.0
+        self.chunk_delay = 0.02 if agentic else 0.0
         self._calls = 0
         self._lock = threading.Lock()
         fake = self
@@ -121,6 +122,8 @@ class FakeUpstream:
         model = _model(body)
         if match := re.search(r"slow-([\d.]+)", model):
             time.sleep(float(match.group(1)))
+        elif self.agentic:  # a model takes a moment, and the demo's timelines show it
+            time.sleep(0.15)
         error = re.search(r"error-(\d+)", model)
         if status := int(error.group(1)) if error else int(handler.headers.get("x-fake-status") or 0):
             return self._error(handler, status, anthropic)
