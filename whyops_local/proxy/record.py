@@ -120,9 +120,14 @@ def _tool_spans(call: Call) -> list[dict[str, Any]]:
                               call.started_at, skip_tools=by_sdk)
 
 
-def record(call: Call, cache: RowCache | None = None) -> list[live.Message]:
+def record(call: Call, cache: RowCache | None = None, resent: bool = False) -> list[live.Message]:
     """Store the call with its raw exchange (in the writer, with its row cache) and return the live
-    messages announcing it. Nobody waits for this: a failure is logged here, where the call is known."""
+    messages announcing it. Nobody waits for this: a failure is logged here, where the call is known.
+
+    ``resent``: a writer died before saying it had stored the call; it may have. The exchange's start
+    (to the microsecond) and path say whether it did (a scan, but only after a writer died)."""
+    if resent and Exchange.objects.filter(started_at=call.started_at, path=call.path[:512]).exists():
+        return []
     try:
         return _store(call, cache)
     except Exception:
