@@ -212,6 +212,24 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
+def cut_to_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> Any:
+    """``value`` with whatever lies deeper than ``limit`` levels replaced by a note saying so (for what the
+    proxy relayed: stored as events it must fit, while the raw exchange keeps it whole)."""
+    if not _deeper_than(value, limit):
+        return value
+
+    def cut(item: Any, depth: int) -> Any:
+        if not isinstance(item, dict | list):
+            return item
+        if depth >= limit:
+            return f"(nested deeper than {limit} levels: see the raw exchange)"
+        if isinstance(item, dict):
+            return {key: cut(child, depth + 1) for key, child in item.items()}
+        return [cut(child, depth + 1) for child in item]
+
+    return cut(value, 1)
+
+
 def load_json(body: bytes) -> Any:
     """The body's JSON; ``Invalid`` if it is not JSON or is nested deeper than MAX_JSON_DEPTH."""
     too_deep = Invalid([_detail("body", f"nested deeper than {MAX_JSON_DEPTH} levels", "too_deep")],

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..domain.schemas import EventIn
+from ..domain.schemas import EventIn, cut_to_depth
 from ..live import messages as live
 from ..models import Event, Exchange
 from ..storage import writer
@@ -136,7 +136,8 @@ def record(call: Call, cache: RowCache | None = None, resent: bool = False) -> l
 
 
 def _store(call: Call, cache: RowCache | None) -> list[live.Message]:
-    items = [EventIn.model_validate({**e, "traceId": call.trace_id, "agentName": call.agent}) for e in _events(call)]
+    items = [EventIn.model_validate({**cut_to_depth(e), "traceId": call.trace_id, "agentName": call.agent})
+             for e in _events(call)]
     exchange = Exchange(
         provider=call.api.provider, method=call.method, path=call.path[:512], status=call.status,
         request_headers=call.request_headers, request_body=call.request_body.decode("utf-8", "replace"),
