@@ -1,9 +1,12 @@
 """Starting the real server (``manage.py runserver``, daphne) in a subprocess, as a user would."""
 
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,3 +68,50 @@ def run_server(data_dir: Path, env: dict[str, str] | None = None, port: int | No
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+class CliServer:
+    """A ``whyops-local`` command's process, its base URL (read from its banner) and its output so far."""
+
+    def __init__(self, process: subprocess.Popen, lines: list[str], base_url: str):
+        self.process, self.lines, self.url = process, lines, base_url
+        self.api = f"{base_url}/api"
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 15) -> int:
+        """Send ``sig`` to the command's session (what Ctrl-C in a terminal does) and wait for it to exit."""
+        os.killpg(self.process.pid, sig)
+        return self.process.wait(timeout)
+
+
+@contextmanager
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 30):
+    """``whyops-local ARGS`` (as ``python -m whyops_local.cli``, so the checkout's code), once its banner names its URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "whyops_local.cli", *args], cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "whyops_local.settings", "PYTHONUNBUFFERED": "1", **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    lines: list[str] = []
+    banner = threading.Event()
+
+    def read() -> None:  # all along: a full pipe would block the server
+        for line in process.stdout:
+            lines.append(line)
+            if line.lstrip().startswith("traces:"):
+                banner.set()
+        banner.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        banner.wait(timeout)
+        found = re.search(r"traces:\s+(http://\S+?)/?$", "".join(lines), re.MULTILINE)
+        if not found:
+            raise RuntimeError(f"no banner within {timeout}s: {''.join(lines)}")
+        yield CliServer(process, lines, found.group(1))
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -30,6 +30,7 @@ def test_an_empty_server_tells_how_to_point_clients_at_it(client):
     assert 'analyse_base_url="http://testserver/api"' in html
     assert 'proxy_base_url="http://testserver/proxy"' in html
     assert 'base_url="http://testserver/proxy/v1"' in html and 'base_url="http://testserver/proxy",' in html
+    assert "<code>whyops-local demo</code>" in html
 
 
 def test_the_trace_list_shows_columns_and_links(client):

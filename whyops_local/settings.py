@@ -10,6 +10,10 @@ import dj_database_url
 from . import datadir
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+# templates/ and static/: an installed wheel carries them in the package (setup.py); a checkout, editable
+# install or not, has them at its top level.
+_PACKAGE_DIR = Path(__file__).resolve().parent
+RESOURCES_DIR = _PACKAGE_DIR if (_PACKAGE_DIR / "templates").is_dir() else BASE_DIR
 
 DATA_DIR = datadir.path()
 SECRET_KEY = datadir.secret_key(DATA_DIR)
@@ -61,7 +65,7 @@ ASGI_APPLICATION = "whyops_local.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [RESOURCES_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -102,7 +106,7 @@ TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en-us"
 
 STATIC_URL = "/static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [RESOURCES_DIR / "static"]
 # Served straight from static/ (no collectstatic step for a local tool); files are scanned at start-up.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG

@@ -3,8 +3,13 @@
 Behaviour is picked by the request's model name, so real SDK clients can drive it:
 ``error-<status>`` answers that status with the provider's error body, ``slow-<seconds>`` waits before
 answering, ``gated`` streams its first chunk(s) and then waits for ``FakeUpstream.gate``, ``cut`` drops the
-connection in the middle of a stream, ``tools`` answers with tool calls. Every request is kept in
-``requests`` and every answer's exact bytes in ``sent``.
+connection in the middle of a stream, ``tools`` answers with tool calls; an ``x-fake-status`` header
+answers that status too. Every request is kept in ``requests`` and every answer's exact bytes in ``sent``.
+
+``FakeUpstream(agentic=True)`` (the demo's) answers as a model in an agent loop does instead: it calls the
+offered tools until the conversation ends with their results, then sums those results up, taking 150 ms
+a call and 20 ms a chunk; its usage is sized from the request, with prompt-cache writes and reads where
+the request asks for caching.
 """
 
 import base64
@@ -35,13 +40,34 @@ def _model(body: dict | None) -> str:
     return (body or {}).get("model") or ""
 
 
+def _tool_results(body: dict) -> list[str]:
+    """The tool results the request's conversation ends with (OpenAI ``tool`` messages, Anthropic ``tool_result`` blocks)."""
+    messages = body.get("messages") or []
+    results = []
+    for message in reversed(messages):
+        content = message.get("content")
+        if message.get("role") == "tool":
+            results.insert(0, str(content))
+            continue
+        if message.get("role") == "user" and isinstance(content, list):
+            results = [str(block.get("content")) for block in content if block.get("type") == "tool_result"]
+        break
+    return results
+
+
+def _tokens(body: dict) -> int:
+    """About how many tokens the request's prompt holds (4 characters a token)."""
+    return max(1, len(json.dumps([body.get("system"), body.get("tools"), body.get("messages")])) // 4)
+
+
 class FakeUpstream:
-    def __init__(self) -> None:
+    def __init__(self, agentic: bool = False) -> None:
+        self.agentic = agentic
         self.requests: list[Received] = []
         self.sent: list[bytes] = []
         self.gate = threading.Event()
         self.gate_before = 1  # the index of the chunk a ``gated`` stream holds back until the gate opens
-        self.chunk_delay = 0.0
+        self.chunk_delay = 0.02 if agentic else 0.0
         self._calls = 0
         self._lock = threading.Lock()
         fake = self
@@ -96,8 +122,11 @@ class FakeUpstream:
         model = _model(body)
         if match := re.search(r"slow-([\d.]+)", model):
             time.sleep(float(match.group(1)))
-        if match := re.search(r"error-(\d+)", model):
-            return self._error(handler, int(match.group(1)), anthropic)
+        elif self.agentic:  # a model takes a moment, and the demo's timelines show it
+            time.sleep(0.15)
+        error = re.search(r"error-(\d+)", model)
+        if status := int(error.group(1)) if error else int(handler.headers.get("x-fake-status") or 0):
+            return self._error(handler, status, anthropic)
         path = handler.path.split("?")[0]
         routes = {
             "/v1/chat/completions": self._chat, "/v1/responses": self._responses,
@@ -150,27 +179,65 @@ class FakeUpstream:
 
     def _error(self, handler: BaseHTTPRequestHandler, status: int, anthropic: bool) -> None:
         if anthropic:
-            payload = {"type": "error", "error": {"type": "rate_limit_error" if status == 429 else "api_error",
+            kind = {429: "rate_limit_error", 529: "overloaded_error"}.get(status, "api_error")
+            payload = {"type": "error", "error": {"type": kind,
                                                   "message": f"fake upstream error {status}"}}
         else:
             payload = {"error": {"message": f"fake upstream error {status}", "type": "server_error",
                                  "param": None, "code": None}}
         self._send(handler, status, json.dumps(payload).encode())
 
+    def _calls_tools(self, body: dict) -> bool:
+        if self.agentic:
+            return bool(body.get("tools")) and not _tool_results(body)
+        return "tools" in _model(body)
+
+    def _text(self, body: dict) -> str:
+        if not self.agentic:
+            return "Hello world"
+        results = _tool_results(body)
+        if results:
+            return f"From the tools: {'; '.join(results)}."
+        return "Let me look that up." if body.get("tools") else "Hello world"
+
+    def _openai_usage(self, body: dict) -> dict:
+        if not self.agentic:
+            return {"prompt_tokens": 120, "completion_tokens": 12, "total_tokens": 132,
+                    "prompt_tokens_details": {"cached_tokens": 100, "audio_tokens": 0},
+                    "completion_tokens_details": {"reasoning_tokens": 0}}
+        # OpenAI caches prompts of 1,024 tokens and more by itself, in steps of 128, once seen.
+        prompt = _tokens(body)
+        cached = (prompt - 1) // 128 * 128 if prompt >= 1024 and len(body.get("messages") or []) > 2 else 0
+        return {"prompt_tokens": prompt, "completion_tokens": 24, "total_tokens": prompt + 24,
+                "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0}}
+
+    def _anthropic_usage(self, body: dict) -> dict:
+        if not self.agentic:
+            return {"input_tokens": 25, "cache_creation_input_tokens": 50, "cache_read_input_tokens": 100,
+                    "cache_creation": {"ephemeral_5m_input_tokens": 20, "ephemeral_1h_input_tokens": 30},
+                    "output_tokens": 15, "service_tier": "standard"}
+        prompt, written, read = _tokens(body), 0, 0
+        if "cache_control" in json.dumps(body):  # the first call writes the cached prefix, later ones read it
+            cached = prompt * 9 // 10
+            written, read = (cached, 0) if len(body.get("messages") or []) == 1 else (prompt // 10, cached - prompt // 10)
+        return {"input_tokens": prompt - written - read, "cache_creation_input_tokens": written,
+                "cache_read_input_tokens": read,
+                "cache_creation": {"ephemeral_5m_input_tokens": written, "ephemeral_1h_input_tokens": 0},
+                "output_tokens": 48, "service_tier": "standard"}
+
     # --- OpenAI -------------------------------------------------------------------------------
 
     def _chat(self, body: dict) -> Any:
         n = self.next_id()
-        tools = "tools" in _model(body)
+        tools, text = self._calls_tools(body), self._text(body)
         calls = [{"id": f"call_{n}_{i}", "type": "function",
                   "function": {"name": name, "arguments": json.dumps(args)}}
                  for i, (name, args) in enumerate([("get_weather", {"city": "Paris"}), ("get_time", {"tz": "CET"})])]
-        usage = {"prompt_tokens": 120, "completion_tokens": 12, "total_tokens": 132,
-                 "prompt_tokens_details": {"cached_tokens": 100, "audio_tokens": 0},
-                 "completion_tokens_details": {"reasoning_tokens": 0}}
+        usage = self._openai_usage(body)
         head = {"id": f"chatcmpl-{n}", "created": 1700000000, "model": _model(body), "system_fingerprint": "fp_fake"}
         if not body.get("stream"):
-            message = {"role": "assistant", "content": None if tools else "Hello world", "refusal": None}
+            message = {"role": "assistant", "content": None if tools else text, "refusal": None}
             if tools:
                 message["tool_calls"] = calls
             return {**head, "object": "chat.completion", "usage": usage, "choices": [
@@ -190,7 +257,7 @@ class FakeUpstream:
                     chunks.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": part}}]}))
             chunks.append(chunk({}, "tool_calls"))
         else:
-            chunks += [chunk({"content": "Hello"}), chunk({"content": " world"}), chunk({}, "stop")]
+            chunks += [chunk({"content": text[:5]}), chunk({"content": text[5:]}), chunk({}, "stop")]
         if (body.get("stream_options") or {}).get("include_usage"):
             chunks.append(sse({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage}))
         return [*chunks, sse("[DONE]")]
@@ -258,14 +325,11 @@ class FakeUpstream:
     def _messages(self, body: dict) -> Any:
         n = self.next_id()
         thinking = bool(body.get("thinking"))
-        tools = "tools" in _model(body)
-        usage = {"input_tokens": 25, "cache_creation_input_tokens": 50, "cache_read_input_tokens": 100,
-                 "cache_creation": {"ephemeral_5m_input_tokens": 20, "ephemeral_1h_input_tokens": 30},
-                 "output_tokens": 15, "service_tier": "standard"}
+        tools, text, usage = self._calls_tools(body), self._text(body), self._anthropic_usage(body)
         blocks = []
         if thinking:
             blocks.append({"type": "thinking", "thinking": "Let me think.", "signature": "c2lnbmF0dXJl"})
-        blocks.append({"type": "text", "text": "Hello world"})
+        blocks.append({"type": "text", "text": text})
         if tools:
             blocks.append({"type": "tool_use", "id": f"toolu_{n}", "name": "get_weather", "input": {"city": "Paris"}})
         message = {"id": f"msg_{n}", "type": "message", "role": "assistant", "model": _model(body),
@@ -286,7 +350,7 @@ class FakeUpstream:
                 deltas = [{"type": "thinking_delta", "thinking": "Let me "}, {"type": "thinking_delta", "thinking": "think."},
                           {"type": "signature_delta", "signature": block["signature"]}]
             elif kind == "text":
-                deltas = [{"type": "text_delta", "text": "Hello"}, {"type": "text_delta", "text": " world"}]
+                deltas = [{"type": "text_delta", "text": text[:5]}, {"type": "text_delta", "text": text[5:]}]
             else:
                 arguments = json.dumps(block["input"])
                 deltas = [{"type": "input_json_delta", "partial_json": part} for part in (arguments[:4], arguments[4:])]
@@ -294,7 +358,7 @@ class FakeUpstream:
                        for d in deltas]
             chunks.append(sse({"type": "content_block_stop", "index": index}, "content_block_stop"))
         chunks.append(sse({"type": "message_delta", "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-                           "usage": {"output_tokens": 15}}, "message_delta"))
+                           "usage": {"output_tokens": usage["output_tokens"]}}, "message_delta"))
         chunks.append(sse({"type": "message_stop"}, "message_stop"))
         return chunks
 
