@@ -18,9 +18,10 @@ REQUIRED_METADATA = {
     "tool_call_request": ("tool",),
     "tool_call_response": ("tool",),
 }
-# cacheCreation1hTokens: the part of cacheCreationTokens written for an hour (priced higher by Anthropic).
+# cacheCreation1hTokens: the part of cacheCreationTokens written for an hour (priced higher by Anthropic);
+# reasoningTokens: the part of completionTokens spent reasoning.
 USAGE_FIELDS = ("promptTokens", "completionTokens", "totalTokens", "cacheReadTokens", "cacheCreationTokens",
-                "cacheCreation1hTokens")
+                "cacheCreation1hTokens", "reasoningTokens")
 
 
 class Invalid(Exception):
@@ -93,6 +94,7 @@ class UsageIn(BaseModel):
     cacheReadTokens: int | None = Field(None, ge=0)
     cacheCreationTokens: int | None = Field(None, ge=0)
     cacheCreation1hTokens: int | None = Field(None, ge=0)
+    reasoningTokens: int | None = Field(None, ge=0)
 
 
 class EventIn(BaseModel):

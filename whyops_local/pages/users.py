@@ -4,7 +4,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from ..models import Event, Trace
-from ..storage.totals import by_model, split_totals, totals
+from ..storage.totals import by_model, tokens_of, totals
 from .site import page
 
 PAGE_SIZE = 100
@@ -21,7 +21,7 @@ def user_page(request: HttpRequest, user_id: str) -> HttpResponse:
         "user_id": user_id,
         "totals": figures,
         "models": models,
-        "split": split_totals(models),
+        "split": tokens_of(figures),
         "traces": list(Trace.objects.filtered(user=user_id)[:PAGE_SIZE]),
         "more": figures["traces"] > PAGE_SIZE,
     })
