@@ -4,7 +4,8 @@ Behaviour is picked by the request's model name, so real SDK clients can drive i
 ``error-<status>`` answers that status with the provider's error body, ``slow-<seconds>`` waits before
 answering, ``gated`` streams its first chunk(s) and then waits for ``FakeUpstream.gate``, ``cut`` drops the
 connection in the middle of a stream, ``tools`` answers with tool calls. Every request is kept in
-``requests`` and every answer's exact bytes in ``sent``.
+``requests`` and every answer's exact bytes in ``sent``. An ``X-Fake-Id: <n>`` header fixes the number in
+the answer's ids, so two requests can be answered with the same bytes.
 """
 
 import base64
@@ -44,6 +45,7 @@ class FakeUpstream:
         self.chunk_delay = 0.0
         self._calls = 0
         self._lock = threading.Lock()
+        self._request = threading.local()  # each request is handled on a thread of its own
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -80,7 +82,8 @@ class FakeUpstream:
     def next_id(self) -> int:
         with self._lock:
             self._calls += 1
-            return self._calls
+            fixed = getattr(self._request, "fixed_id", None)
+            return int(fixed) if fixed else self._calls
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -92,6 +95,7 @@ class FakeUpstream:
         except ValueError:
             body = None
         anthropic = "anthropic-version" in handler.headers
+        self._request.fixed_id = handler.headers.get("x-fake-id")
         self.requests.append(Received(handler.command, handler.path, {k.lower(): v for k, v in handler.headers.items()}, body))
         model = _model(body)
         if match := re.search(r"slow-([\d.]+)", model):
@@ -167,7 +171,8 @@ class FakeUpstream:
                  for i, (name, args) in enumerate([("get_weather", {"city": "Paris"}), ("get_time", {"tz": "CET"})])]
         usage = {"prompt_tokens": 120, "completion_tokens": 12, "total_tokens": 132,
                  "prompt_tokens_details": {"cached_tokens": 100, "audio_tokens": 0},
-                 "completion_tokens_details": {"reasoning_tokens": 0}}
+                 # As reasoning models do: part of the completion tokens.
+                 "completion_tokens_details": {"reasoning_tokens": 8 if body.get("reasoning_effort") else 0}}
         head = {"id": f"chatcmpl-{n}", "created": 1700000000, "model": _model(body), "system_fingerprint": "fp_fake"}
         if not body.get("stream"):
             message = {"role": "assistant", "content": None if tools else "Hello world", "refusal": None}
@@ -176,9 +181,13 @@ class FakeUpstream:
             return {**head, "object": "chat.completion", "usage": usage, "choices": [
                 {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls" if tools else "stop"}]}
 
-        def chunk(delta: dict, finish: str | None = None, **extra: Any) -> bytes:
+        # Asked for usage, OpenAI adds "usage": null to every chunk and a usage-only chunk at the end.
+        include_usage = (body.get("stream_options") or {}).get("include_usage")
+
+        def chunk(delta: dict, finish: str | None = None) -> bytes:
             choices = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-            return sse({**head, "object": "chat.completion.chunk", "choices": choices, **extra})
+            return sse({**head, "object": "chat.completion.chunk", "choices": choices,
+                        **({"usage": None} if include_usage else {})})
 
         chunks = [chunk({"role": "assistant", "content": ""})]
         if tools:
@@ -191,7 +200,7 @@ class FakeUpstream:
             chunks.append(chunk({}, "tool_calls"))
         else:
             chunks += [chunk({"content": "Hello"}), chunk({"content": " world"}), chunk({}, "stop")]
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if include_usage:
             chunks.append(sse({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage}))
         return [*chunks, sse("[DONE]")]
 

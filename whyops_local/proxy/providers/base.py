@@ -84,6 +84,14 @@ class Api:
         """A reassembly for the API's streamed answers; None for APIs not streamed or not recorded."""
         return None
 
+    def asking_for_usage(self, body: dict[str, Any], raw: bytes) -> bytes | None:
+        """For a stream request whose stream would carry no usage unless asked: the body asking for it."""
+        return None
+
+    def usage_stripper(self) -> "UsageStripper | None":
+        """What takes out of the relayed stream what ``asking_for_usage`` added to it."""
+        return None
+
     def conversation(self, body: dict[str, Any]) -> list[bytes]:
         """The request's history as ``entry`` values, to find the earlier call it continues."""
         return []
@@ -101,6 +109,14 @@ class Api:
         return None
 
     def error_body(self, kind: str, message: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class UsageStripper:
+    def feed(self, chunk: bytes) -> bytes:
+        raise NotImplementedError
+
+    def close(self) -> bytes:
         raise NotImplementedError
 
 
