@@ -12,7 +12,7 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections,
 from django.db.models.base import ModelState
 from django.utils import timezone
 
-from ..domain import jsontext, pricing
+from ..domain import jsontext, pricing, versioning
 from ..domain.events import LLM_EVENTS, PRICED_EVENTS, TOOL_SPAN_STARTS
 from ..domain.schemas import EventIn
 from ..domain.versioning import version_hash
@@ -64,6 +64,10 @@ def _version(agent: Agent, metadata: dict[str, Any]) -> tuple[AgentVersion, bool
     return version, True
 
 
+def _definition(version: AgentVersion) -> versioning.Definition:
+    return versioning.definition(version.id, version.seq, version.system_prompt, version.tools, version.description)
+
+
 @transaction.atomic
 def register_agent(name: str, metadata: dict[str, Any]) -> Registration:
     agent = _agent(name)
@@ -104,7 +108,7 @@ class RowCache:
     def clear(self) -> None:
         self.agents: dict[str, Agent] = {}
         self.latest_versions: dict[str, str | None] = {}
-        self.versions: dict[tuple[str, str], str] = {}  # (agent id, version hash) -> version id
+        self.definitions: dict[str, versioning.Definitions] = {}  # by agent id
         self.traces: dict[str, Trace] = {}
 
     def revalidate(self) -> None:
@@ -125,20 +129,30 @@ class RowCache:
         return self.agents[name]
 
     def version_id(self, agent: Agent, trace: Trace, metadata: dict[str, Any]) -> str | None:
-        # Events may carry the agent's configuration (user_message metadata); otherwise they
-        # belong to their trace's version, and the first event of a trace to the agent's latest.
-        if isinstance(metadata.get("systemPrompt"), str) or isinstance(metadata.get("tools"), list):
+        # An event saying the agent's system prompt or tools (a proxied call, a user_message) belongs to
+        # the registered version they match, or makes a new one; other events belong to their trace's
+        # version, and the first event of a trace to the agent's latest.
+        prompt, tools = versioning.said_prompt(metadata.get("systemPrompt")), versioning.said_tools(metadata.get("tools"))
+        if prompt is None and tools is None:
+            return self._trace_or_latest_version(agent, trace)
+        known = self._definitions(agent)
+        found = known.match(prompt, tools)
+        if found is None:
             config = {k: metadata.get(k) for k in ("systemPrompt", "tools", "description")}
             try:
-                key = (agent.id, version_hash(config))
-                if key not in self.versions:  # every proxied call carries its system prompt
-                    with transaction.atomic():
-                        self.versions[key] = _version(agent, config)[0].id
+                with transaction.atomic():
+                    version = _version(agent, config)[0]
             except (IntegrityError, TypeError, AttributeError):
                 return self._trace_or_latest_version(agent, trace)  # too malformed to be a version; still counts
-            self.latest_versions[agent.name] = self.versions[key]
-            return self.versions[key]
-        return self._trace_or_latest_version(agent, trace)
+            known.add(_definition(version))
+            found = version.id
+        self.latest_versions[agent.name] = found
+        return found
+
+    def _definitions(self, agent: Agent) -> versioning.Definitions:
+        if agent.id not in self.definitions:
+            self.definitions[agent.id] = versioning.Definitions(map(_definition, agent.versions.all()))
+        return self.definitions[agent.id]
 
     def _trace_or_latest_version(self, agent: Agent, trace: Trace) -> str | None:
         if trace.agent_id == agent.id and trace.agent_version_id is not None:
