@@ -8,6 +8,7 @@ import httpx
 import openai
 from whyops import WhyOps
 
+from .browser import chromium, needs_chromium, wait_ready
 from .proxy_fixtures import read_trace
 
 SEED_USAGE = {"promptTokens": 1200, "completionTokens": 240, "totalTokens": 9940,
@@ -81,3 +82,19 @@ def test_a_steps_panel_shows_each_priced_bucket_with_its_price_and_source(proxie
                      r'<td class="num">\$3.00</td><td class="num">\$0.00368</td>', summed)
     # $0.0000177 for OpenAI; $0.000585 + $0.010785 for Anthropic, shown to three significant digits.
     assert re.findall(r'data-total="breakdown">\$([\d.]+)<', summed) == ["0.0000177", "0.0114"]
+
+
+@needs_chromium
+def test_the_trace_cost_opens_its_breakdown_in_the_browser(proxied, fake, trace_id):
+    from selenium.webdriver.common.by import By
+
+    _mixed_trace(proxied, trace_id)
+    with chromium() as driver:
+        driver.get(f"{proxied.url}/traces/{trace_id}")
+        wait_ready(driver)
+        breakdown = driver.find_element(By.ID, "cost-breakdown")
+        assert breakdown.get_attribute("open") is None
+        driver.find_element(By.CSS_SELECTOR, 'a[href="#cost-breakdown"]').click()
+        assert breakdown.get_attribute("open") is not None
+        totals = [e.text for e in breakdown.find_elements(By.CSS_SELECTOR, '[data-total="breakdown"]')]
+        assert totals == ["$0.0000177", "$0.0114"]
