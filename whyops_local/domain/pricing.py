@@ -198,34 +198,31 @@ def _bundled_rates(model_price: Any, tokens: Tokens) -> dict[str, Decimal]:
             "output": rate("output_mtok")}
 
 
-def _priced(provider: str, model: str, tokens: Tokens, prices_file: str | None) -> tuple[Decimal, Breakdown]:
-    """Raises LookupError for a model with no known price."""
-    override = _override_for(provider, model, prices_file)
-    if override is not None:
-        breakdown = Breakdown(_buckets(_override_rates(override), tokens), f"WHYOPS_PRICES_FILE: {model}")
-        return breakdown.total, breakdown
-    cost, source, model_price = _from_bundled(provider, model, tokens)
-    return cost, Breakdown(_buckets(_bundled_rates(model_price, tokens), tokens), source)
-
-
 def price_tokens(provider: str, model: str, tokens: Tokens, prices_file: str | None = None) -> Price:
     """The cost of ``tokens`` (priceable ones, as ``read_usage`` gives them); never raises."""
     provider, model = split_model(provider, model)
     try:
-        cost, breakdown = _priced(provider, model, tokens, prices_file)
+        override = _override_for(provider, model, prices_file)
+        if override is not None:
+            return Price(Breakdown(_buckets(_override_rates(override), tokens), "").total, f"WHYOPS_PRICES_FILE: {model}")
+        cost, source, _ = _from_bundled(provider, model, tokens)
     except LookupError:
         return Price(None, f"price unknown for {provider + '/' if provider else ''}{model}")
     except Exception as exc:  # a pricing failure must never break ingestion
         log.warning("pricing failed for %s/%s: %s", provider, model, exc)
         return Price(None, f"pricing failed: {exc}")
-    return Price(cost, breakdown.source)
+    return Price(cost, source)
 
 
 def breakdown(provider: str, model: str, tokens: Tokens, prices_file: str | None = None) -> Breakdown | None:
     """Each priced bucket of ``tokens``, for showing how a cost was reached; None if there is no price."""
     provider, model = split_model(provider, model)
     try:
-        return _priced(provider, model, tokens, prices_file)[1]
+        override = _override_for(provider, model, prices_file)
+        if override is not None:
+            return Breakdown(_buckets(_override_rates(override), tokens), f"WHYOPS_PRICES_FILE: {model}")
+        _, source, model_price = _from_bundled(provider, model, tokens)
+        return Breakdown(_buckets(_bundled_rates(model_price, tokens), tokens), source)
     except Exception:  # noqa: BLE001  (no price, shown as such)
         return None
 
