@@ -49,7 +49,9 @@ def _describe(event: Event) -> dict[str, Any]:
     """What the panel shows for one event, by type; the template renders the blocks."""
     body = event.content if isinstance(event.content, dict) else {}
     kind = event.event_type
-    view: dict[str, Any] = {"event": event, "kind": kind, "usage": (event.metadata or {}).get("usage"),
+    metadata = event.metadata or {}
+    # The provider's own usage object when the proxy kept it, else the usage the SDK sent.
+    view: dict[str, Any] = {"event": event, "kind": kind, "usage": metadata.get("providerUsage") or metadata.get("usage"),
                             "priced": kind in PRICED_EVENTS, "breakdown": _breakdown(event)}
     if kind == "user_message":
         view["transcript"] = display.transcript(event.content)

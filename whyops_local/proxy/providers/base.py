@@ -20,6 +20,13 @@ def present(**fields: Any) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value is not None}
 
 
+def provider_usage(response: dict[str, Any]) -> dict[str, Any] | None:
+    """The response's usage exactly as the provider reported it (``metadata.providerUsage``), to check the
+    counts and cost against; ``metadata.usage`` is its WhyOps form."""
+    raw = response.get("usage")
+    return raw if isinstance(raw, dict) else None
+
+
 def params(body: dict[str, Any], skip: tuple[str, ...]) -> dict[str, Any]:
     """The request's generation parameters: everything but the conversation, tools and model."""
     return {key: value for key, value in body.items() if key not in skip}

@@ -13,7 +13,7 @@ from typing import Any
 from ...domain import jsontext
 from ..sse import SSEEvent
 from . import base
-from .base import Api, PartialEvent, Reassembly, entry, event, json_or_none, params, present, text_of
+from .base import Api, PartialEvent, Reassembly, entry, event, json_or_none, params, present, provider_usage, text_of
 
 PROVIDER = "openai"
 
@@ -81,7 +81,7 @@ class ChatCompletions(OpenAIApi):
         content = present(content=message.get("content"), toolCalls=calls or None,
                           finishReason=choice.get("finish_reason"))
         metadata = present(model=response.get("model") or body.get("model"), provider=PROVIDER,
-                           usage=usage(response.get("usage")), latencyMs=latency_ms)
+                           usage=usage(response.get("usage")), providerUsage=provider_usage(response), latencyMs=latency_ms)
         return [event("llm_response", content, metadata)]
 
     def stream(self) -> "ChatStream":
@@ -241,7 +241,7 @@ class Responses(OpenAIApi):
         finish = (response.get("incomplete_details") or {}).get("reason") or response.get("status")
         content = present(content="".join(texts) if texts else None, toolCalls=calls or None, finishReason=finish)
         metadata = present(model=response.get("model") or body.get("model"), provider=PROVIDER,
-                           usage=usage(response.get("usage")), latencyMs=latency_ms)
+                           usage=usage(response.get("usage")), providerUsage=provider_usage(response), latencyMs=latency_ms)
         return [*events, event("llm_response", content, metadata)]
 
     def stream(self) -> "ResponsesStream":
@@ -331,7 +331,7 @@ class Embeddings(OpenAIApi):
                    "firstEmbeddingDimensions": _dimensions(data[0].get("embedding")) if data else 0,
                    "encodingFormat": body.get("encoding_format") or "float"}
         metadata = present(model=response.get("model") or body.get("model"), provider=PROVIDER,
-                           usage=usage(response.get("usage")), latencyMs=latency_ms)
+                           usage=usage(response.get("usage")), providerUsage=provider_usage(response), latencyMs=latency_ms)
         return [event("embedding_response", content, metadata)]
 
 def _dimensions(embedding: Any) -> int:
