@@ -158,3 +158,13 @@ def test_one_meaning_whatever_the_provider():
                                           "cacheCreationTokens": 50, "cacheCreation1hTokens": 30})
     assert openai_style == (pricing.Tokens(20, 100, 0, 0, 12, 8), "")
     assert anthropic_style == (pricing.Tokens(20, 100, 50, 30, 12, 0), "")
+
+
+def test_a_prices_files_breakdown_names_the_file_as_its_source(prices_file):
+    tokens = pricing.Tokens(input=60_000, cache_read=40_000, output=10_000)
+    found = pricing.breakdown("my-proxy", "gpt-x", tokens, prices_file)
+    assert found.source == "WHYOPS_PRICES_FILE: gpt-x"
+    assert [(b.name, b.tokens, b.per_million) for b in found.buckets] == [
+        ("input", 60_000, Decimal("2.5")), ("cacheRead", 40_000, Decimal("1.25")), ("output", 10_000, Decimal(10))]
+    assert found.total == pricing.price_tokens("my-proxy", "gpt-x", tokens, prices_file).cost_usd
+    assert pricing.breakdown("ollama", "unknown-model", tokens) is None
