@@ -1,4 +1,5 @@
-"""Cost of one LLM call or embedding, from bundled `genai-prices` data or the user's prices file.
+"""Token counts in one meaning, and the cost of one LLM call or embedding, from bundled `genai-prices`
+data or the user's prices file, bucket by bucket (tokens x price per million) for showing how it adds up.
 
 Never raises and never guesses: an unknown model or unusable usage gives ``cost_usd=None`` with the
 reason in ``note``. Free of Django so the case table runs in milliseconds.
@@ -108,12 +109,6 @@ def read_usage(provider: str, model: str, event_type: str, usage: dict[str, Any]
             problem = "usage missing or inconsistent"
         prompt = max(prompt - cache_read - cache_write, 0)
     return Tokens(prompt, cache_read, cache_write, cache_write_1h, output, reasoning), problem
-
-
-def token_counts(provider: str, model: str, event_type: str, usage: dict[str, Any]) -> Tokens | None:
-    """The usage as ``Tokens``, or None if there is nothing usable to price."""
-    tokens, problem = read_usage(*split_model(provider, model), event_type, usage)
-    return None if problem else tokens
 
 
 @dataclass(frozen=True)
