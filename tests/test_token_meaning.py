@@ -26,7 +26,7 @@ COSTS = [cost / 1_000_000 for cost in COSTS]
 
 
 def _mixed_trace(proxied, trace_id: str) -> dict:
-    headers = {"X-Trace-ID": trace_id, "X-Agent-Name": "mixed-agent"}
+    headers = {"X-Trace-ID": trace_id, "X-Agent-Name": "mixed-agent", "X-External-User-Id": f"user-{trace_id}"}
     openai.OpenAI(base_url=f"{proxied.proxy}/v1", api_key="sk-x", max_retries=0, default_headers=headers) \
         .chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     anthropic.Anthropic(base_url=proxied.proxy, api_key="sk-ant", max_retries=0, default_headers=headers) \
@@ -53,6 +53,11 @@ def test_a_mixed_trace_counts_each_bucket_once_and_its_steps_add_up(proxied, fak
     shown = dict(re.findall(r'data-total="(input|cacheRead|cacheWrite|output)">([\d,]+)<', head))
     assert shown == {"input": "1,245", "cacheRead": "8,400", "cacheWrite": "350", "output": "267"}
     assert 'href="#cost-breakdown"' in head and 'id="cost-breakdown"' in head
+    user = httpx.get(f"{proxied.api}/users/user-{trace_id}").json()["totals"]
+    assert user["tokens"] == trace["tokens"] and Decimal(str(user["costUsd"])) == sum(COSTS)
+    page = httpx.get(f"{proxied.url}/users/user-{trace_id}/").text
+    assert dict(re.findall(r"<dt>(Input|Cache read|Cache write|Output)</dt><dd>([\d,]+)</dd>", page)) == {
+        "Input": "1,245", "Cache read": "8,400", "Cache write": "350", "Output": "267"}
     for event, tokens in zip(calls, (OPENAI, ANTHROPIC, SDK), strict=True):
         panel = httpx.get(f"{proxied.url}/traces/{trace_id}?step={event['stepId']}&partial=panel").text
         cell = re.search(r'class="num step-tokens">(.*?)</td>', panel, re.S).group(1)
