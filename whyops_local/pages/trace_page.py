@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404
 
 from ..domain import pricing
 from ..domain.events import PRICED_EVENTS, STEP_KIND_NAMES, TOOL_EVENTS
@@ -19,7 +19,7 @@ from ..models import Event, Trace
 from ..storage.totals import by_model
 from . import display
 from .graph import build_graph, node_id_for, timeline
-from .site import page
+from .site import page, render
 
 
 def _node_events(trace: Trace, node_id: str) -> list[Event]:
