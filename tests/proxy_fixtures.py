@@ -54,3 +54,15 @@ def read_trace(server, trace_id: str, events: int = 1, timeout: float = 5) -> di
 
 def kinds(trace: dict) -> list[str]:
     return [event["eventType"] for event in trace["events"]]
+
+
+def unproxied(fake, path: str, body: dict, fake_id: int) -> bytes:
+    """The bytes the fake upstream answers ``body`` sent straight to it, its ids numbered ``fake_id``:
+    what a client gets without the proxy in between."""
+    received = []
+    with httpx.stream("POST", f"{fake.url}/v1{path}", json=body, headers={"X-Fake-Id": str(fake_id)}) as response:
+        try:
+            received.extend(response.iter_raw())
+        except httpx.RemoteProtocolError:  # a stream the fake cuts (``cut`` models)
+            pass
+    return b"".join(received)

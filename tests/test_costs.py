@@ -91,7 +91,8 @@ class TotalsAgree(HypothesisTestCase):
             mine = [e for e in events if e.trace_id == trace.pk]
             assert (trace.cost_usd or Decimal(0)) == sum((e.cost_usd or Decimal(0) for e in mine), Decimal(0))
             assert trace.cost_complete == all(e.cost_usd is not None for e in mine)
-            assert trace.prompt_tokens == sum(e.prompt_tokens for e in mine)
+            for bucket in ("input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "total_tokens"):
+                assert getattr(trace, bucket) == sum(getattr(e, bucket) for e in mine)
             assert trace.started_at == min(e.timestamp for e in mine)
             assert trace.last_event_at == max(e.timestamp for e in mine)
 

@@ -99,7 +99,9 @@ def test_the_trace_totals_count_errors_calls_tools_and_tokens(client):
     ])
     summary = Trace.objects.get().summary_dict()
     assert (summary["eventCount"], summary["errorCount"], summary["llmCalls"], summary["toolCalls"]) == (5, 1, 1, 1)
-    assert summary["usage"] == usage
+    assert summary["tokens"] == {"input": 1200, "cacheRead": 8200, "cacheWrite": 300, "cacheWrite1h": 0,
+                                 "output": 240, "reasoning": 0}
+    assert summary["usage"] == {**usage, "promptTokens": 9700}  # the older block: prompt tokens include the cache
     assert summary["models"] == ["anthropic/claude-sonnet-4-5"]
 
 

@@ -128,3 +128,43 @@ def test_cached_tokens_never_make_an_openai_call_cost_more(model, prompt, comple
     with_cache = price_event("openai", model, "llm_response",
                              {"promptTokens": prompt, "completionTokens": completion, "cacheReadTokens": cached})
     assert with_cache.cost_usd <= uncached.cost_usd
+
+
+@pytest.mark.parametrize(("provider", "model", "event_type", "usage", "expected"), CASES,
+                         ids=[f"{c[1]}-{i}" for i, c in enumerate(CASES)])
+def test_a_breakdowns_buckets_add_up_to_the_price(provider, model, event_type, usage, expected):
+    tokens, problem = pricing.read_usage(*pricing.split_model(provider, model), event_type, usage)
+    found = pricing.breakdown(provider, model, tokens)
+    assert not problem and found.total == expected
+    assert all(b.usd == b.tokens * b.per_million / M for b in found.buckets)
+    assert sum(b.tokens for b in found.buckets) == tokens.total
+
+
+def test_summed_breakdowns_keep_a_price_only_where_every_call_paid_it():
+    short = pricing.breakdown("anthropic", "claude-sonnet-4-5", pricing.Tokens(input=1000, output=10))
+    long = pricing.breakdown("anthropic", "claude-sonnet-4-5", pricing.Tokens(input=250_000, output=10))
+    both = pricing.summed([short, short, long])
+    assert [(b.name, b.tokens, b.per_million) for b in both.buckets] == [("input", 252_000, None), ("output", 30, None)]
+    assert both.total == 2 * short.total + long.total
+    assert pricing.summed([short, short]).buckets[0].per_million == Decimal(3)
+
+
+def test_one_meaning_whatever_the_provider():
+    openai_style = pricing.read_usage("openai", "gpt-4o", "llm_response",
+                                      {"promptTokens": 120, "cacheReadTokens": 100, "completionTokens": 12,
+                                       "reasoningTokens": 8})
+    anthropic_style = pricing.read_usage("anthropic", "claude-sonnet-4-5", "llm_response",
+                                         {"promptTokens": 20, "cacheReadTokens": 100, "completionTokens": 12,
+                                          "cacheCreationTokens": 50, "cacheCreation1hTokens": 30})
+    assert openai_style == (pricing.Tokens(20, 100, 0, 0, 12, 8), "")
+    assert anthropic_style == (pricing.Tokens(20, 100, 50, 30, 12, 0), "")
+
+
+def test_a_prices_files_breakdown_names_the_file_as_its_source(prices_file):
+    tokens = pricing.Tokens(input=60_000, cache_read=40_000, output=10_000)
+    found = pricing.breakdown("my-proxy", "gpt-x", tokens, prices_file)
+    assert found.source == "WHYOPS_PRICES_FILE: gpt-x"
+    assert [(b.name, b.tokens, b.per_million) for b in found.buckets] == [
+        ("input", 60_000, Decimal("2.5")), ("cacheRead", 40_000, Decimal("1.25")), ("output", 10_000, Decimal(10))]
+    assert found.total == pricing.price_tokens("my-proxy", "gpt-x", tokens, prices_file).cost_usd
+    assert pricing.breakdown("ollama", "unknown-model", tokens) is None

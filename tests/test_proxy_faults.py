@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from .proxy_fixtures import kinds, read_trace
+from .proxy_fixtures import kinds, read_trace, unproxied
 from .servers import free_port, run_server
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -94,9 +94,9 @@ def test_an_upstream_cutting_a_stream_ends_the_clients_there_and_leaves_an_inter
         proxied, fake, trace_id):
     body = {"model": "gpt-4o-mini-cut", "messages": MESSAGES, "stream": True}
     with httpx.stream("POST", f"{proxied.proxy}/v1/chat/completions", json=body,
-                      headers={"X-Trace-ID": trace_id}) as response:
+                      headers={"X-Trace-ID": trace_id, "X-Fake-Id": "9002"}) as response:
         received = b"".join(response.iter_raw())
-    assert received == fake.sent[-1]
+    assert received == unproxied(fake, "/chat/completions", body, 9002)
     trace = read_trace(proxied, trace_id, 3)
     assert kinds(trace) == ["user_message", "llm_response", "error"]
     assert trace["events"][1]["content"]["content"] == "Hello"

@@ -29,7 +29,7 @@ def test_a_chat_completion_comes_back_unchanged_and_is_recorded_with_usage(proxi
     assert request["metadata"]["systemPrompt"] == "Be brief."
     assert response["content"] == {"content": "Hello world", "finishReason": "stop"}
     assert response["metadata"]["usage"] == {"promptTokens": 120, "completionTokens": 12, "totalTokens": 132,
-                                             "cacheReadTokens": 100}
+                                             "cacheReadTokens": 100, "reasoningTokens": 0}
     assert response["metadata"]["latencyMs"] > 0
     assert trace["usage"]["promptTokens"] == 120  # cached tokens are not added on top
 
@@ -92,7 +92,8 @@ def test_the_responses_api_plain_and_streamed(proxied, fake, trace_id):
     assert trace["events"][0]["metadata"]["systemPrompt"] == "Be brief."
     assert trace["events"][2]["content"] == {"content": "Hello world", "finishReason": "completed"}
     assert trace["events"][5]["metadata"]["usage"] == {"promptTokens": 50, "completionTokens": 5,
-                                                       "totalTokens": 55, "cacheReadTokens": 10}
+                                                       "totalTokens": 55, "cacheReadTokens": 10,
+                                                       "reasoningTokens": 2}
 
 
 def test_embeddings_are_recorded_as_request_and_response(proxied, fake, trace_id):

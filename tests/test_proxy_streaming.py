@@ -2,21 +2,21 @@
 
 import httpx
 
-from .proxy_fixtures import read_trace
+from .proxy_fixtures import read_trace, unproxied
 
 BODY = {"model": "gpt-4o-mini-gated", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 
 
 def test_the_client_holds_the_first_chunk_before_upstream_sends_the_second(proxied, fake, trace_id):
     with httpx.stream("POST", f"{proxied.proxy}/v1/chat/completions", json=BODY,
-                      headers={"X-Trace-ID": trace_id}, timeout=5) as response:
+                      headers={"X-Trace-ID": trace_id, "X-Fake-Id": "9001"}, timeout=5) as response:
         chunks = response.iter_raw()
         first = next(chunks)  # would time out if the proxy waited for more of the stream
         assert first.startswith(b"data: ") and b'"role": "assistant"' in first
         assert not fake.gate.is_set()
         fake.gate.set()
         received = first + b"".join(chunks)
-    assert received == fake.sent[-1]
+    assert received == unproxied(fake, "/chat/completions", BODY, 9001)
     assert read_trace(proxied, trace_id, 2)["events"][1]["content"]["content"] == "Hello world"
 
 
@@ -35,7 +35,8 @@ def test_a_client_hanging_up_right_after_done_still_gets_its_call_recorded(proxi
 def test_a_client_hanging_up_mid_stream_leaves_a_partial_response_marked_interrupted(proxied, fake, trace_id):
     fake.gate_before = 3  # the role chunk, "Hello" and " world" arrive; then upstream waits
     received = b""
-    with httpx.stream("POST", f"{proxied.proxy}/v1/chat/completions", json=BODY,
+    body = {**BODY, "stream_options": {"include_usage": True}}  # relayed as upstream sends it
+    with httpx.stream("POST", f"{proxied.proxy}/v1/chat/completions", json=body,
                       headers={"X-Trace-ID": trace_id}, timeout=5) as response:
         for chunk in response.iter_raw():
             received += chunk

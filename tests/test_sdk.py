@@ -79,7 +79,10 @@ def test_the_support_agent_example_reads_back(server, sdk, capsys):
                                "usage": {"promptTokens": 42, "completionTokens": 16, "totalTokens": 58}}
     assert read["events"][4]["metadata"]["usage"] == CACHED_USAGE
     assert read["events"][5]["content"] == {"message": "upstream timed out", "status": 504, "stack": "Traceback ..."}
-    assert read["usage"] == {"promptTokens": 1242, "completionTokens": 256, "totalTokens": 9998,
+    # One meaning whatever the provider: 42 uncached from OpenAI, 1200 from Anthropic (whose cache comes on top).
+    assert read["tokens"] == {"input": 1242, "cacheRead": 8200, "cacheWrite": 300, "cacheWrite1h": 0,
+                              "output": 256, "reasoning": 0}
+    assert read["usage"] == {"promptTokens": 9742, "completionTokens": 256, "totalTokens": 9998,
                              "cacheReadTokens": 8200, "cacheCreationTokens": 300}
     assert (read["eventCount"], read["llmCalls"], read["toolCalls"], read["errorCount"]) == (6, 2, 1, 1)
     assert read["agentName"] == sdk._agent_name

@@ -25,3 +25,18 @@ def test_it_leaves_absent_tool_fields_out():
     with_nulls = {"systemPrompt": "s", "tools": [{"name": "t", "description": None}]}
     assert version_hash(with_nulls) == version_hash({"systemPrompt": "s", "tools": [{"name": "t"}]})
     assert version_hash(with_nulls) != version_hash({"systemPrompt": "s", "tools": [{"name": "t", "description": ""}]})
+
+
+def test_the_richest_matching_definition_wins_then_the_newest():
+    from whyops_local.domain.versioning import Definitions, definition, said_prompt, said_tools
+
+    thin = definition("thin", 4, "Be brief.", [{"name": "a"}, {"name": "b"}])
+    rich = definition("rich", 3, "Be brief.", [{"name": "a", "description": "x", "inputSchema": "{}"}, {"name": "b"}])
+    other = definition("other", 5, "Be brief.", [{"name": "a"}])
+    known = Definitions([thin, rich, other])
+    assert known.match("Be brief.", frozenset({"b", "a"})) == "rich"
+    assert known.match("Be brief.", None) == "rich"  # the call left its tools out
+    assert known.match(None, frozenset({"a"})) == "other"
+    assert known.match("Be brief.", frozenset({"a", "c"})) is None  # a real change
+    assert known.match(None, None) is None
+    assert said_prompt("  ") is None and said_tools([]) is None and said_tools(["a", {"name": "b"}]) == {"a", "b"}

@@ -9,6 +9,7 @@ from django.db.models import Exists, OuterRef, Q, Subquery, TextField
 from django.db.models.functions import Cast
 
 from .domain.events import KIND_NAMES
+from .domain.pricing import Tokens, family, split_model
 from .domain.schemas import Invalid
 
 
@@ -22,6 +23,32 @@ def iso(value: datetime | None) -> str | None:
 
 def money(value: Decimal | None) -> float | None:
     return None if value is None else float(value)
+
+
+class TokenColumns(models.Model):
+    """The token columns of an event, and a trace's sums of them, in one meaning (domain.pricing.Tokens)."""
+
+    input_tokens = models.BigIntegerField(default=0)  # uncached
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    cache_write_1h_tokens = models.BigIntegerField(default=0)  # part of cache_write_tokens
+    output_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)  # part of output_tokens
+    total_tokens = models.BigIntegerField(default=0)  # input + cache read + cache write + output
+
+    class Meta:
+        abstract = True
+
+    @property
+    def tokens(self) -> Tokens:
+        return Tokens(self.input_tokens, self.cache_read_tokens, self.cache_write_tokens, self.cache_write_1h_tokens,
+                      self.output_tokens, self.reasoning_tokens)
+
+    def tokens_as_usage(self) -> dict[str, int]:
+        """The API's older ``usage`` block, kept for its clients: prompt tokens include the cached ones."""
+        tokens = self.tokens
+        return {"promptTokens": tokens.prompt, "completionTokens": tokens.output, "cacheReadTokens": tokens.cache_read,
+                "cacheCreationTokens": tokens.cache_write, "totalTokens": self.total_tokens}
 
 
 class AgentQuerySet(models.QuerySet):
@@ -96,6 +123,16 @@ def _decode_cursor(cursor: str) -> Q:
     return Q(last_event_at__lt=when) | Q(last_event_at=when, pk__lt=pk)
 
 
+def of_model(spelling: str) -> Q:
+    """Events of a model however it is spelled (``openai/gpt-4o-mini`` or ``gpt-4o-mini``), and of the dated
+    snapshots genai-prices prices as it (``gpt-4o`` finds ``gpt-4o-2024-08-06``)."""
+    provider, model = split_model("", spelling)
+    same_provider = Q(provider=provider) if provider else Q()
+    stored = Event.objects.order_by().values_list("model", flat=True).distinct()  # over the model index
+    snapshots = [name for name in stored if name != model and family(provider, name) == model]
+    return Q(model=spelling) | (same_provider & Q(model__in=[model, *snapshots]))
+
+
 class TraceQuerySet(models.QuerySet):
     def filtered(self, agent: str = "", user: str = "", model: str = "", q: str = "", has_error: bool | None = None,
                  changed_after: int | None = None) -> "TraceQuerySet":
@@ -111,7 +148,7 @@ class TraceQuerySet(models.QuerySet):
         if has_error is not None:
             traces = traces.filter(error_count__gt=0) if has_error else traces.filter(error_count=0)
         if model:
-            traces = traces.filter(Exists(Event.objects.filter(trace=OuterRef("pk"), model=model)))
+            traces = traces.filter(Exists(Event.objects.filter(of_model(model), trace=OuterRef("pk"))))
         if q:
             text = Event.objects.annotate(text=Cast("content", TextField()))
             traces = traces.filter(Q(trace_id__icontains=q) | Exists(text.filter(trace=OuterRef("pk"), text__icontains=q)))
@@ -128,7 +165,7 @@ class TraceQuerySet(models.QuerySet):
         return rows[:limit], (_encode_cursor(rows[limit - 1]) if len(rows) > limit else None)
 
 
-class Trace(models.Model):
+class Trace(TokenColumns):
     """A thread of events sharing a traceId, with totals kept up to date on every insert."""
 
     trace_id = models.CharField(max_length=128, unique=True)
@@ -145,11 +182,6 @@ class Trace(models.Model):
     error_count = models.PositiveIntegerField(default=0)
     llm_calls = models.PositiveIntegerField(default=0)
     tool_calls = models.PositiveIntegerField(default=0)
-    prompt_tokens = models.BigIntegerField(default=0)
-    completion_tokens = models.BigIntegerField(default=0)
-    cache_read_tokens = models.BigIntegerField(default=0)
-    cache_creation_tokens = models.BigIntegerField(default=0)
-    total_tokens = models.BigIntegerField(default=0)
     # Distinct model names of the trace's LLM calls and embeddings, in first-seen order.
     model_names = models.JSONField(default=list)
     cost_usd = models.DecimalField(max_digits=20, decimal_places=10, null=True)
@@ -198,13 +230,8 @@ class Trace(models.Model):
             "llmCalls": self.llm_calls,
             "toolCalls": self.tool_calls,
             "models": self.model_names,
-            "usage": {
-                "promptTokens": self.prompt_tokens,
-                "completionTokens": self.completion_tokens,
-                "cacheReadTokens": self.cache_read_tokens,
-                "cacheCreationTokens": self.cache_creation_tokens,
-                "totalTokens": self.total_tokens,
-            },
+            "tokens": self.tokens.to_api(),
+            "usage": self.tokens_as_usage(),
             "costUsd": self.cost_usd_or_none,
             "costComplete": self.cost_complete,
         }
@@ -250,7 +277,7 @@ class Exchange(models.Model):
         }
 
 
-class Event(models.Model):
+class Event(TokenColumns):
     SOURCE_SDK = "sdk"
     SOURCE_PROXY = "proxy"
 
@@ -278,11 +305,6 @@ class Event(models.Model):
     model = models.CharField(max_length=255, blank=True, default="")
     provider = models.CharField(max_length=64, blank=True, default="")
     latency_ms = models.FloatField(null=True)
-    prompt_tokens = models.BigIntegerField(default=0)
-    completion_tokens = models.BigIntegerField(default=0)
-    cache_read_tokens = models.BigIntegerField(default=0)
-    cache_creation_tokens = models.BigIntegerField(default=0)
-    total_tokens = models.BigIntegerField(default=0)
     cost_usd = models.DecimalField(max_digits=20, decimal_places=10, null=True)
     # Why cost_usd is null for an event that should have a price ("" when priced or not priceable).
     cost_note = models.CharField(max_length=255, blank=True, default="")
@@ -315,6 +337,7 @@ class Event(models.Model):
             "content": self.content,
             "metadata": self.metadata,
             "source": self.source,
+            "tokens": self.tokens.to_api(),
             "costUsd": money(self.cost_usd),
             "costNote": self.cost_note,
             "idempotencyKey": self.idempotency_key,

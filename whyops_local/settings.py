@@ -40,6 +40,8 @@ WHYOPS_PROXY_STREAM_TIMEOUT = float(os.environ.get("WHYOPS_PROXY_STREAM_TIMEOUT"
 OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY") or None
 ANTHROPIC_API_KEY = os.environ.get("ANTHROPIC_API_KEY") or None
 WHYOPS_PROXY_CONVERSATIONS = int(os.environ.get("WHYOPS_PROXY_CONVERSATIONS") or 50_000)
+# "0": relay OpenAI chat-completions streams as asked, without asking upstream for their usage.
+WHYOPS_PROXY_STREAM_USAGE = (os.environ.get("WHYOPS_PROXY_STREAM_USAGE") or "1") != "0"
 
 INSTALLED_APPS = [
     "daphne",

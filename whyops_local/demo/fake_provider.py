@@ -5,6 +5,8 @@ Behaviour is picked by the request's model name, so real SDK clients can drive i
 answering, ``gated`` streams its first chunk(s) and then waits for ``FakeUpstream.gate``, ``cut`` drops the
 connection in the middle of a stream, ``tools`` answers with tool calls; an ``x-fake-status`` header
 answers that status too. Every request is kept in ``requests`` and every answer's exact bytes in ``sent``.
+An ``X-Fake-Id: <n>`` header fixes the number in the answer's ids, so two requests can be answered with
+the same bytes.
 
 ``FakeUpstream(agentic=True)`` (the demo's) answers as a model in an agent loop does instead: it calls the
 offered tools until the conversation ends with their results, then sums those results up, taking 150 ms
@@ -70,6 +72,7 @@ class FakeUpstream:
         self.chunk_delay = 0.02 if agentic else 0.0
         self._calls = 0
         self._lock = threading.Lock()
+        self._request = threading.local()  # each request is handled on a thread of its own
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -106,7 +109,8 @@ class FakeUpstream:
     def next_id(self) -> int:
         with self._lock:
             self._calls += 1
-            return self._calls
+            fixed = getattr(self._request, "fixed_id", None)
+            return int(fixed) if fixed else self._calls
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -118,6 +122,7 @@ class FakeUpstream:
         except ValueError:
             body = None
         anthropic = "anthropic-version" in handler.headers
+        self._request.fixed_id = handler.headers.get("x-fake-id")
         self.requests.append(Received(handler.command, handler.path, {k.lower(): v for k, v in handler.headers.items()}, body))
         model = _model(body)
         if match := re.search(r"slow-([\d.]+)", model):
@@ -204,7 +209,8 @@ class FakeUpstream:
         if not self.agentic:
             return {"prompt_tokens": 120, "completion_tokens": 12, "total_tokens": 132,
                     "prompt_tokens_details": {"cached_tokens": 100, "audio_tokens": 0},
-                    "completion_tokens_details": {"reasoning_tokens": 0}}
+                    # As reasoning models do: part of the completion tokens.
+                    "completion_tokens_details": {"reasoning_tokens": 8 if body.get("reasoning_effort") else 0}}
         # OpenAI caches prompts of 1,024 tokens and more by itself, in steps of 128, once seen.
         prompt = _tokens(body)
         cached = (prompt - 1) // 128 * 128 if prompt >= 1024 and len(body.get("messages") or []) > 2 else 0
@@ -243,9 +249,13 @@ class FakeUpstream:
             return {**head, "object": "chat.completion", "usage": usage, "choices": [
                 {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls" if tools else "stop"}]}
 
-        def chunk(delta: dict, finish: str | None = None, **extra: Any) -> bytes:
+        # Asked for usage, OpenAI adds "usage": null to every chunk and a usage-only chunk at the end.
+        include_usage = (body.get("stream_options") or {}).get("include_usage")
+
+        def chunk(delta: dict, finish: str | None = None) -> bytes:
             choices = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-            return sse({**head, "object": "chat.completion.chunk", "choices": choices, **extra})
+            return sse({**head, "object": "chat.completion.chunk", "choices": choices,
+                        **({"usage": None} if include_usage else {})})
 
         chunks = [chunk({"role": "assistant", "content": ""})]
         if tools:
@@ -258,7 +268,7 @@ class FakeUpstream:
             chunks.append(chunk({}, "tool_calls"))
         else:
             chunks += [chunk({"content": text[:5]}), chunk({"content": text[5:]}), chunk({}, "stop")]
-        if (body.get("stream_options") or {}).get("include_usage"):
+        if include_usage:
             chunks.append(sse({**head, "object": "chat.completion.chunk", "choices": [], "usage": usage}))
         return [*chunks, sse("[DONE]")]
 

@@ -29,9 +29,10 @@ FUTURE_TOLERANCE = timedelta(days=1)
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 # Ids end up in URLs, headers and page links: no control characters (newlines, tabs, NUL, DEL).
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
-# cacheCreation1hTokens: the part of cacheCreationTokens written for an hour (priced higher by Anthropic).
+# cacheCreation1hTokens: the part of cacheCreationTokens written for an hour (priced higher by Anthropic);
+# reasoningTokens: the part of completionTokens spent reasoning.
 USAGE_FIELDS = ("promptTokens", "completionTokens", "totalTokens", "cacheReadTokens", "cacheCreationTokens",
-                "cacheCreation1hTokens")
+                "cacheCreation1hTokens", "reasoningTokens")
 
 
 class Invalid(Exception):
@@ -112,6 +113,7 @@ class UsageIn(BaseModel):
     cacheReadTokens: int | None = Field(None, ge=0, le=MAX_TOKENS)
     cacheCreationTokens: int | None = Field(None, ge=0, le=MAX_TOKENS)
     cacheCreation1hTokens: int | None = Field(None, ge=0, le=MAX_TOKENS)
+    reasoningTokens: int | None = Field(None, ge=0, le=MAX_TOKENS)
 
 
 class EventIn(BaseModel):

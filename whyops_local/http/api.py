@@ -121,8 +121,10 @@ def get_user(request: HttpRequest, external_user_id: str, limit: int = 50):
             "traces": [t.summary_dict() for t in traces]}
 
 
-@api.get("/models", summary="Totals per model over every LLM call and embedding")
+@api.get("/models", summary="Totals per model (provider/name, however spelled) over every LLM call and embedding")
 def list_models(request: HttpRequest):
-    per_model = totals_by(Event.objects.exclude(model=""), "model")
-    return {"priceData": pricing.PRICE_DATA_VERSION,
-            "models": [{"model": model, **as_api(figures)} for model, figures in sorted(per_model.items())]}
+    per_model = totals_by(Event.objects.exclude(model=""), "provider", "model")
+    return {"priceData": pricing.PRICE_DATA_VERSION, "models": [
+        {"model": pricing.model_name(provider, model), "provider": provider, "name": model,
+         "family": pricing.model_name(provider, pricing.family(provider, model)), **as_api(figures)}
+        for (provider, model), figures in sorted(per_model.items())]}

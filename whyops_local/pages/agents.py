@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 
 from ..models import Agent, AgentVersion, Event, Trace
-from ..storage.totals import no_events, totals, totals_by
+from ..storage.totals import no_events, tokens_of, totals, totals_by
 from .display import parse_json_string
 from .site import page, render
 
@@ -66,7 +66,8 @@ def agent_page(request: HttpRequest, name: str) -> HttpResponse:
             {**tool, "input": parse_json_string(tool.get("inputSchema")), "output": parse_json_string(tool.get("outputSchema"))}
             for tool in version.tools or [] if isinstance(tool, dict)
         ]
-        rows.append({"version": version, "tools": tools, **stats.get(version.pk, no_events())})
+        figures = stats.get(version.pk, no_events())
+        rows.append({"version": version, "tools": tools, **figures, "split": tokens_of(figures)})
     by_seq = {version.seq: version for version in versions}
     newest = versions[0].seq if versions else None
     new_seq = _version_seq(request.GET.get("b"), newest)
@@ -76,7 +77,8 @@ def agent_page(request: HttpRequest, name: str) -> HttpResponse:
         "agent": agent,
         "rows": rows,
         "unversioned": stats.get(None),
-        "totals": totals(agent.events.all()),
+        "totals": (figures := totals(agent.events.all())),
+        "split": tokens_of(figures),
         "diff": diff_lines(old, new) if old and new and old != new else None,
         "diff_old": old,
         "diff_new": new,

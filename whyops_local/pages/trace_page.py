@@ -8,13 +8,15 @@ through Django's autoescaping.
 
 from typing import Any
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 
-from ..domain.events import STEP_KIND_NAMES, TOOL_EVENTS
+from ..domain import pricing
+from ..domain.events import PRICED_EVENTS, STEP_KIND_NAMES, TOOL_EVENTS
 from ..domain.spans import tool_spans
 from ..models import Event, Trace
-from ..storage.totals import by_model, split_totals
+from ..storage.totals import by_model
 from . import display
 from .graph import build_graph, node_id_for, timeline
 from .site import page, render
@@ -36,11 +38,21 @@ def _node_events(trace: Trace, node_id: str) -> list[Event]:
     return [first]
 
 
+def _breakdown(event: Event) -> pricing.Breakdown | None:
+    """How a priced call's cost was reached (None for one without a price, or nothing to price)."""
+    if event.event_type not in PRICED_EVENTS or event.cost_usd is None:
+        return None
+    return pricing.breakdown(event.provider, event.model, event.tokens, settings.WHYOPS_PRICES_FILE)
+
+
 def _describe(event: Event) -> dict[str, Any]:
     """What the panel shows for one event, by type; the template renders the blocks."""
     body = event.content if isinstance(event.content, dict) else {}
     kind = event.event_type
-    view: dict[str, Any] = {"event": event, "kind": kind, "usage": (event.metadata or {}).get("usage")}
+    metadata = event.metadata or {}
+    # The provider's own usage object when the proxy kept it, else the usage the SDK sent.
+    view: dict[str, Any] = {"event": event, "kind": kind, "usage": metadata.get("providerUsage") or metadata.get("usage"),
+                            "priced": kind in PRICED_EVENTS, "breakdown": _breakdown(event)}
     if kind == "user_message":
         view["transcript"] = display.transcript(event.content)
         view["system_prompt"] = (event.metadata or {}).get("systemPrompt")
@@ -98,7 +110,22 @@ def graph_data(trace: Trace) -> dict[str, Any]:
 
 def head_context(trace: Trace) -> dict[str, Any]:
     models = by_model(trace.events.all())
-    return {"trace": trace, "summary": trace.summary_dict(), "models": models, "split": split_totals(models)}
+    return {"trace": trace, "summary": trace.summary_dict(), "models": models, "split": trace.tokens,
+            "breakdowns": _summed_breakdowns(trace)}
+
+
+def _summed_breakdowns(trace: Trace) -> list[dict[str, Any]]:
+    """Per model, the trace's priced calls' breakdowns summed: what its cost adds up from."""
+    per_model: dict[str, list[pricing.Breakdown]] = {}
+    reasoning: dict[str, int] = {}
+    for event in trace.events.filter(event_type__in=PRICED_EVENTS, cost_usd__isnull=False).order_by("pk"):
+        found = _breakdown(event)
+        if found is not None:
+            name = pricing.model_name(event.provider, event.model)
+            per_model.setdefault(name, []).append(found)
+            reasoning[name] = reasoning.get(name, 0) + event.reasoning_tokens
+    return [{"model": name, "breakdown": pricing.summed(found), "reasoning": reasoning[name]}
+            for name, found in per_model.items()]
 
 
 @page

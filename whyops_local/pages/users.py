@@ -3,7 +3,7 @@
 from django.http import Http404, HttpRequest, HttpResponse
 
 from ..models import Event, Trace
-from ..storage.totals import by_model, split_totals, totals
+from ..storage.totals import by_model, tokens_of, totals
 from .site import page, render
 
 PAGE_SIZE = 100
@@ -20,7 +20,7 @@ def user_page(request: HttpRequest, user_id: str) -> HttpResponse:
         "user_id": user_id,
         "totals": figures,
         "models": models,
-        "split": split_totals(models),
+        "split": tokens_of(figures),
         "traces": list(Trace.objects.filtered(user=user_id)[:PAGE_SIZE]),
         "more": figures["traces"] > PAGE_SIZE,
     })

@@ -14,7 +14,7 @@ from ..background import in_background
 from ..live import messages as live
 from .conversations import Conversations
 from .headers import redact, returned_headers
-from .providers.base import Reassembly, json_object
+from .providers.base import Reassembly, UsageStripper, json_object
 from .record import Call, record_soon
 from .sse import SSEParser
 
@@ -78,12 +78,15 @@ class _Meanwhile:
 
 
 async def relay(call: Call, url: str, headers: dict[str, str], streamed: bool,
-                meanwhile: Callable[[], None]) -> HttpResponse:
-    """Relay the call; ``meanwhile`` is the caller's work that can wait until the request is sent."""
+                meanwhile: Callable[[], None], asking_usage: bytes | None = None) -> HttpResponse:
+    """Relay the call; ``meanwhile`` is the caller's work that can wait until the request is sent.
+
+    ``asking_usage``: the request body as sent upstream instead, asking for a stream's usage, which
+    is then taken out of what the client gets (``Api.asking_for_usage``)."""
     timeout = settings.WHYOPS_PROXY_STREAM_TIMEOUT if streamed else settings.WHYOPS_PROXY_TIMEOUT
     waiting = _Meanwhile(meanwhile)
     request = httpx.Request(call.method, _parsed(url), headers=headers,
-                            content=call.request_body if call.method == "POST" else None,
+                            content=(asking_usage or call.request_body) if call.method == "POST" else None,
                             extensions={"timeout": httpx.Timeout(timeout, connect=min(timeout, 30)).as_dict(),
                                         "trace": waiting.on_trace})
     try:
@@ -102,7 +105,8 @@ async def relay(call: Call, url: str, headers: dict[str, str], streamed: bool,
     passed_headers = returned_headers(upstream.headers.multi_items())
     reassembly = call.api.stream()
     if upstream.headers.get("content-type", "").startswith("text/event-stream") and reassembly is not None:
-        response = StreamingHttpResponse(_stream(upstream, call, reassembly), status=upstream.status_code)
+        stripper = call.api.usage_stripper() if asking_usage is not None else None
+        response = StreamingHttpResponse(_stream(upstream, call, reassembly, stripper), status=upstream.status_code)
     else:
         body = None
         try:
@@ -133,7 +137,8 @@ def _answered(call: Call, response: dict | None) -> None:
         conversations.remember(call.history, call.api.answer(response), call.trace_id, response.get("id"))
 
 
-async def _stream(upstream: httpx.Response, call: Call, reassembly: Reassembly) -> AsyncIterator[bytes]:
+async def _stream(upstream: httpx.Response, call: Call, reassembly: Reassembly,
+                  stripper: UsageStripper | None) -> AsyncIterator[bytes]:
     parser = SSEParser()
     recorded = False
     live.stream_started(call.trace_id)
@@ -146,9 +151,15 @@ async def _stream(upstream: httpx.Response, call: Call, reassembly: Reassembly) 
                 # Queued before the end marker is passed on: the OpenAI SDK hangs up as soon as it
                 # has read "[DONE]", and Django then cancels this generator.
                 recorded = _record_stream(call, reassembly, interrupted=False)
+            if stripper is not None:
+                chunk = stripper.feed(chunk)
+                if not chunk:
+                    continue
             yield chunk
         for sse in parser.close():
             reassembly.feed(sse)
+        if stripper is not None and (rest := stripper.close()):
+            yield rest
     except httpx.HTTPError as exc:
         call.error = f"The upstream stream failed: {exc!r}"
         # ASGI cannot cut the client's connection, and raising would make the server append an

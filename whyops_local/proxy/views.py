@@ -120,7 +120,10 @@ async def proxy(request: HttpRequest, route: Route) -> HttpResponse:
             call.trace_id = continued or str(uuid.uuid4())
 
     headers = upstream_headers(request.headers, api.provider, _server_key(api), settings.WHYOPS_API_KEY)
-    return await relay(call, url, headers, streamed=bool(body and body.get("stream")), meanwhile=while_upstream_works)
+    streamed = bool(body and body.get("stream"))
+    # Most frameworks stream without asking for usage: asked for here, so every streamed call has a cost.
+    asking_usage = api.asking_for_usage(body, raw) if streamed and settings.WHYOPS_PROXY_STREAM_USAGE else None
+    return await relay(call, url, headers, streamed=streamed, meanwhile=while_upstream_works, asking_usage=asking_usage)
 
 
 def exchange(request: HttpRequest, pk: int) -> JsonResponse:

@@ -12,7 +12,7 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connection, connections,
 from django.db.models.base import ModelState
 from django.utils import timezone
 
-from ..domain import jsontext, pricing
+from ..domain import jsontext, pricing, versioning
 from ..domain.events import LLM_EVENTS, PRICED_EVENTS, TOOL_SPAN_STARTS
 from ..domain.schemas import EventIn
 from ..domain.versioning import version_hash
@@ -64,6 +64,10 @@ def _version(agent: Agent, metadata: dict[str, Any]) -> tuple[AgentVersion, bool
     return version, True
 
 
+def _definition(version: AgentVersion) -> versioning.Definition:
+    return versioning.definition(version.id, version.seq, version.system_prompt, version.tools, version.description)
+
+
 @transaction.atomic
 def register_agent(name: str, metadata: dict[str, Any]) -> Registration:
     agent = _agent(name)
@@ -104,7 +108,7 @@ class RowCache:
     def clear(self) -> None:
         self.agents: dict[str, Agent] = {}
         self.latest_versions: dict[str, str | None] = {}
-        self.versions: dict[tuple[str, str], str] = {}  # (agent id, version hash) -> version id
+        self.definitions: dict[str, versioning.Definitions] = {}  # by agent id
         self.traces: dict[str, Trace] = {}
 
     def revalidate(self) -> None:
@@ -125,20 +129,30 @@ class RowCache:
         return self.agents[name]
 
     def version_id(self, agent: Agent, trace: Trace, metadata: dict[str, Any]) -> str | None:
-        # Events may carry the agent's configuration (user_message metadata); otherwise they
-        # belong to their trace's version, and the first event of a trace to the agent's latest.
-        if isinstance(metadata.get("systemPrompt"), str) or isinstance(metadata.get("tools"), list):
+        # An event saying the agent's system prompt or tools (a proxied call, a user_message) belongs to
+        # the registered version they match, or makes a new one; other events belong to their trace's
+        # version, and the first event of a trace to the agent's latest.
+        prompt, tools = versioning.said_prompt(metadata.get("systemPrompt")), versioning.said_tools(metadata.get("tools"))
+        if prompt is None and tools is None:
+            return self._trace_or_latest_version(agent, trace)
+        known = self._definitions(agent)
+        found = known.match(prompt, tools)
+        if found is None:
             config = {k: metadata.get(k) for k in ("systemPrompt", "tools", "description")}
             try:
-                key = (agent.id, version_hash(config))
-                if key not in self.versions:  # every proxied call carries its system prompt
-                    with transaction.atomic():
-                        self.versions[key] = _version(agent, config)[0].id
+                with transaction.atomic():
+                    version = _version(agent, config)[0]
             except (IntegrityError, TypeError, AttributeError):
                 return self._trace_or_latest_version(agent, trace)  # too malformed to be a version; still counts
-            self.latest_versions[agent.name] = self.versions[key]
-            return self.versions[key]
-        return self._trace_or_latest_version(agent, trace)
+            known.add(_definition(version))
+            found = version.id
+        self.latest_versions[agent.name] = found
+        return found
+
+    def _definitions(self, agent: Agent) -> versioning.Definitions:
+        if agent.id not in self.definitions:
+            self.definitions[agent.id] = versioning.Definitions(map(_definition, agent.versions.all()))
+        return self.definitions[agent.id]
 
     def _trace_or_latest_version(self, agent: Agent, trace: Trace) -> str | None:
         if trace.agent_id == agent.id and trace.agent_version_id is not None:
@@ -187,25 +201,20 @@ def _next_step(trace: Trace, event: EventIn) -> tuple[int, int | None]:
     return step, parent
 
 
-def _tokens(event_type: str, usage: dict[str, int]) -> dict[str, int]:
-    prompt = usage.get("promptTokens", 0)
-    completion = usage.get("completionTokens", 0)
-    if event_type == "embedding_response" and not prompt:
-        prompt = usage.get("totalTokens", 0)  # embedding tokens are all input
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "cache_read_tokens": usage.get("cacheReadTokens", 0),
-        "cache_creation_tokens": usage.get("cacheCreationTokens", 0),
-        "total_tokens": usage.get("totalTokens", prompt + completion),
-    }
+def _token_columns(tokens: pricing.Tokens) -> dict[str, int]:
+    return {"input_tokens": tokens.input, "cache_read_tokens": tokens.cache_read,
+            "cache_write_tokens": tokens.cache_write, "cache_write_1h_tokens": tokens.cache_write_1h,
+            "output_tokens": tokens.output, "reasoning_tokens": tokens.reasoning, "total_tokens": tokens.total}
+
+
+_TOKEN_FIELDS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "output_tokens",
+                 "reasoning_tokens", "total_tokens")
 
 
 # The trace columns _add_to_trace and _next_step change.
 _TRACE_TOTALS = (
     "started_at", "last_event_at", "max_step", "event_count", "error_count", "llm_calls", "tool_calls",
-    "prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_creation_tokens", "total_tokens",
-    "model_names", "cost_usd", "unpriced_count", "external_user_id", "agent_version_id",
+    *_TOKEN_FIELDS, "model_names", "cost_usd", "unpriced_count", "external_user_id", "agent_version_id",
 )
 
 
@@ -216,10 +225,12 @@ def _add_to_trace(trace: Trace, event: Event) -> None:
     trace.error_count += event.event_type == "error"
     trace.llm_calls += event.event_type in LLM_EVENTS
     trace.tool_calls += event.event_type in TOOL_SPAN_STARTS
-    for field in ("prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_creation_tokens", "total_tokens"):
+    for field in _TOKEN_FIELDS:
         setattr(trace, field, getattr(trace, field) + getattr(event, field))
-    if event.model and event.model not in trace.model_names:
-        trace.model_names = [*trace.model_names, event.model]
+    if event.model:
+        name = pricing.model_name(event.provider, event.model)
+        if name not in trace.model_names:
+            trace.model_names = [*trace.model_names, name]
     if event.event_type in PRICED_EVENTS:
         if event.cost_usd is None:
             trace.unpriced_count += 1
@@ -242,11 +253,15 @@ def _build_event(batch: RowCache, item: EventIn, *, source: str, user: str | Non
     metadata = item.metadata or {}
     usage = item.usage
     step, parent = _next_step(trace, item)
-    model = metadata.get("model") if isinstance(metadata.get("model"), str) else ""
-    provider = metadata.get("provider") if isinstance(metadata.get("provider"), str) else ""
+    # A model is known by its provider and canonical name: "openai/gpt-4o-mini" is gpt-4o-mini from openai.
+    provider, model = pricing.split_model(
+        metadata.get("provider") if isinstance(metadata.get("provider"), str) else "",
+        metadata.get("model") if isinstance(metadata.get("model"), str) else "")
+    tokens, problem = pricing.read_usage(provider, model, item.eventType, usage)
     cost = note = None
     if item.eventType in PRICED_EVENTS:
-        price = pricing.price_event(provider, model, item.eventType, usage, settings.WHYOPS_PRICES_FILE)
+        price = (pricing.Price(None, problem) if problem
+                 else pricing.price_tokens(provider, model, tokens, settings.WHYOPS_PRICES_FILE))
         cost, note = price.cost_usd, price.note
     return _new_event(
         {"trace": trace, "agent": agent, "exchange": exchange},
@@ -267,7 +282,7 @@ def _build_event(batch: RowCache, item: EventIn, *, source: str, user: str | Non
         latency_ms=metadata.get("latencyMs"),
         cost_usd=cost,
         cost_note=note or "",
-        **_tokens(item.eventType, usage),
+        **_token_columns(tokens),
     )
 
 

@@ -13,6 +13,12 @@ from ..domain import pricing
 from ..domain.events import LLM_EVENTS, PRICED_EVENTS
 from ..models import Event, money
 
+_BUCKETS = ("input", "cache_read", "cache_write", "cache_write_1h", "output", "reasoning")
+
+
+def tokens_of(figures: dict[str, Any]) -> pricing.Tokens:
+    return pricing.Tokens(*(figures[bucket] for bucket in _BUCKETS))
+
 
 def _aggregates() -> dict[str, Any]:
     return {
@@ -21,10 +27,7 @@ def _aggregates() -> dict[str, Any]:
         "calls": Count("pk", filter=Q(event_type__in=PRICED_EVENTS)),  # LLM calls and embeddings
         "llm_calls": Count("pk", filter=Q(event_type__in=LLM_EVENTS)),
         "errors": Count("pk", filter=Q(event_type="error")),
-        "prompt": Sum("prompt_tokens", default=0),
-        "output": Sum("completion_tokens", default=0),
-        "cache_read": Sum("cache_read_tokens", default=0),
-        "cache_write": Sum("cache_creation_tokens", default=0),
+        **{bucket: Sum(f"{bucket}_tokens", default=0) for bucket in _BUCKETS},
         "tokens": Sum("total_tokens", default=0),
         "cost": Sum("cost_usd"),
         "unpriced": Count("pk", filter=Q(event_type__in=PRICED_EVENTS, cost_usd__isnull=True)),
@@ -55,8 +58,8 @@ def totals_by(events: QuerySet[Event], *fields: str) -> dict[Any, dict[str, Any]
 
 def no_events() -> dict[str, Any]:
     """The totals of an empty set of events, without asking the database."""
-    return _with_cost({"events": 0, "traces": 0, "calls": 0, "llm_calls": 0, "errors": 0, "prompt": 0, "output": 0,
-                       "cache_read": 0, "cache_write": 0, "tokens": 0, "cost": None, "unpriced": 0, "last": None})
+    return _with_cost({"events": 0, "traces": 0, "calls": 0, "llm_calls": 0, "errors": 0, **dict.fromkeys(_BUCKETS, 0),
+                       "tokens": 0, "cost": None, "unpriced": 0, "last": None})
 
 
 def as_api(figures: dict[str, Any]) -> dict[str, Any]:
@@ -66,8 +69,10 @@ def as_api(figures: dict[str, Any]) -> dict[str, Any]:
         "traceCount": figures["traces"],
         "llmCalls": figures["llm_calls"],
         "errorCount": figures["errors"],
+        "tokens": tokens_of(figures).to_api(),
+        # The older block, kept for its clients: prompt tokens include the cached ones.
         "usage": {
-            "promptTokens": figures["prompt"],
+            "promptTokens": tokens_of(figures).prompt,
             "completionTokens": figures["output"],
             "cacheReadTokens": figures["cache_read"],
             "cacheCreationTokens": figures["cache_write"],
@@ -79,24 +84,16 @@ def as_api(figures: dict[str, Any]) -> dict[str, Any]:
 
 
 def by_model(events: QuerySet[Event]) -> list[dict[str, Any]]:
-    """Per model: calls, tokens split into uncached input / cache read / cache write / output, and cost.
-
-    "input" is the uncached part: OpenAI-style prompt counts include cached tokens, Anthropic's do not
-    (decided by provider and model, as pricing does).
-    """
+    """Per model (provider and canonical name): calls, tokens by bucket and cost, snapshots next to
+    their family (what genai-prices prices them as)."""
     priced = events.filter(event_type__in=PRICED_EVENTS)
     notes: dict[tuple[str, str], list[str]] = {}
     for model, provider, note in (priced.exclude(cost_note="").order_by()
                                   .values_list("model", "provider", "cost_note").distinct()):
         notes.setdefault((model, provider), []).append(note)
     out = []
-    for (model, provider), row in sorted(totals_by(priced, "model", "provider").items()):
-        on_top = pricing.cache_on_top(*pricing.split_model(provider, model))
-        uncached = row["prompt"] if on_top else max(row["prompt"] - row["cache_read"] - row["cache_write"], 0)
-        out.append({**row, "model": model, "provider": provider, "input": uncached,
+    for (model, provider), row in totals_by(priced, "model", "provider").items():
+        out.append({**row, "model": model, "provider": provider, "name": pricing.model_name(provider, model),
+                    "family": pricing.family(provider, model),
                     "notes": "; ".join(sorted(notes.get((model, provider), []))[:3])})
-    return out
-
-
-def split_totals(models: list[dict[str, Any]]) -> dict[str, int]:
-    return {key: sum(row[key] for row in models) for key in ("input", "cache_read", "cache_write", "output")}
+    return sorted(out, key=lambda row: (row["provider"], row["family"], row["model"]))

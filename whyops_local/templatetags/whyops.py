@@ -28,6 +28,22 @@ def usd(value: Any) -> str:
     return f"${value:.{digits}f}"
 
 
+BUCKET_NAMES = {"input": "Input (uncached)", "cacheRead": "Cache read", "cacheWrite": "Cache write (5 min)",
+                "cacheWrite1h": "Cache write (1 h)", "output": "Output"}
+
+
+@register.filter
+def bucketname(value: str) -> str:
+    return BUCKET_NAMES.get(value, value)
+
+
+@register.filter
+def rate(value: Any) -> str:
+    """A price per million tokens, as exact as the price data gives it ($0.075, $3.75)."""
+    value = Decimal(str(value))
+    return f"${value.normalize():f}" if value.as_tuple().exponent < -2 else f"${value:.2f}"
+
+
 @register.filter
 def tokens(value: Any) -> str:
     try:

@@ -4,6 +4,7 @@ import { renderGraph } from "../components/graph.js";
 import { renderTimeline } from "../components/timeline.js";
 import { isTyping } from "../components/keys.js";
 import { coalesce, connectLive } from "../components/live.js";
+import { openLinkedDetails } from "../components/details.js";
 
 // Runs with more steps than this start with every turn collapsed except the selected one.
 const COLLAPSE_OVER = 80;
@@ -127,6 +128,7 @@ connectLive(`/ws/traces/${encodeURIComponent(traceId).replaceAll("%2F", "/")}`, 
     else if (message.seq > lastSeq) update();
   },
 });
+openLinkedDetails();
 // For tests and bench/pages.py: the graph, timeline and handlers are in place.
 performance.mark("whyops-ready");
 document.body.dataset.ready = "1";

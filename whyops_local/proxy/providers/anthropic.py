@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from ..sse import SSEEvent
-from .base import Api, PartialEvent, Reassembly, entry, event, json_or_none, params, present, text_of
+from .base import Api, PartialEvent, Reassembly, entry, event, json_or_none, params, present, provider_usage, text_of
 
 PROVIDER = "anthropic"
 
@@ -77,7 +77,7 @@ class Messages(AnthropicApi):
         content = present(content="".join(texts) if texts else None, toolCalls=calls or None,
                           finishReason=response.get("stop_reason"))
         metadata = present(model=response.get("model") or body.get("model"), provider=PROVIDER,
-                           usage=usage(response.get("usage")), latencyMs=latency_ms)
+                           usage=usage(response.get("usage")), providerUsage=provider_usage(response), latencyMs=latency_ms)
         return [*events, event("llm_response", content, metadata)]
 
     def stream(self) -> "MessageStream":

@@ -20,6 +20,13 @@ def present(**fields: Any) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value is not None}
 
 
+def provider_usage(response: dict[str, Any]) -> dict[str, Any] | None:
+    """The response's usage exactly as the provider reported it (``metadata.providerUsage``), to check the
+    counts and cost against; ``metadata.usage`` is its WhyOps form."""
+    raw = response.get("usage")
+    return raw if isinstance(raw, dict) else None
+
+
 def params(body: dict[str, Any], skip: tuple[str, ...]) -> dict[str, Any]:
     """The request's generation parameters: everything but the conversation, tools and model."""
     return {key: value for key, value in body.items() if key not in skip}
@@ -84,6 +91,14 @@ class Api:
         """A reassembly for the API's streamed answers; None for APIs not streamed or not recorded."""
         return None
 
+    def asking_for_usage(self, body: dict[str, Any], raw: bytes) -> bytes | None:
+        """For a stream request whose stream would carry no usage unless asked: the body asking for it."""
+        return None
+
+    def usage_stripper(self) -> "UsageStripper | None":
+        """What takes out of the relayed stream what ``asking_for_usage`` added to it."""
+        return None
+
     def conversation(self, body: dict[str, Any]) -> list[bytes]:
         """The request's history as ``entry`` values, to find the earlier call it continues."""
         return []
@@ -101,6 +116,14 @@ class Api:
         return None
 
     def error_body(self, kind: str, message: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class UsageStripper:
+    def feed(self, chunk: bytes) -> bytes:
+        raise NotImplementedError
+
+    def close(self) -> bytes:
         raise NotImplementedError
 
 

@@ -1,15 +1,19 @@
 """OpenAI's chat completions, responses and embeddings APIs mapped to WhyOps events (pure).
 
 Usage keeps OpenAI's meaning: ``prompt_tokens`` include the cached ones, so ``cached_tokens`` becomes
-``cacheReadTokens`` as a subset, never added on top.
+``cacheReadTokens`` as a subset, never added on top; ``reasoning_tokens`` are likewise part of the
+completion tokens.
 """
 
 import base64
 import json
+import re
 from typing import Any
 
+from ...domain import jsontext
 from ..sse import SSEEvent
-from .base import Api, PartialEvent, Reassembly, entry, event, json_or_none, params, present, text_of
+from . import base
+from .base import Api, PartialEvent, Reassembly, entry, event, json_or_none, params, present, provider_usage, text_of
 
 PROVIDER = "openai"
 
@@ -18,11 +22,14 @@ def usage(raw: dict[str, Any] | None) -> dict[str, int] | None:
     if not isinstance(raw, dict):
         return None
     details = raw.get("prompt_tokens_details") or raw.get("input_tokens_details") or {}
+    output_details = raw.get("completion_tokens_details") or raw.get("output_tokens_details") or {}
     mapped = {
         "promptTokens": raw.get("prompt_tokens", raw.get("input_tokens")),
         "completionTokens": raw.get("completion_tokens", raw.get("output_tokens")),
         "totalTokens": raw.get("total_tokens"),
-        "cacheReadTokens": details.get("cached_tokens"),
+        "cacheReadTokens": details.get("cached_tokens") if isinstance(details, dict) else None,
+        # Part of the completion tokens, as cached tokens are part of the prompt tokens.
+        "reasoningTokens": output_details.get("reasoning_tokens") if isinstance(output_details, dict) else None,
     }
     return {key: value for key, value in mapped.items() if isinstance(value, int)} or None
 
@@ -74,11 +81,26 @@ class ChatCompletions(OpenAIApi):
         content = present(content=message.get("content"), toolCalls=calls or None,
                           finishReason=choice.get("finish_reason"))
         metadata = present(model=response.get("model") or body.get("model"), provider=PROVIDER,
-                           usage=usage(response.get("usage")), latencyMs=latency_ms)
+                           usage=usage(response.get("usage")), providerUsage=provider_usage(response), latencyMs=latency_ms)
         return [event("llm_response", content, metadata)]
 
     def stream(self) -> "ChatStream":
         return ChatStream()
+
+    def asking_for_usage(self, body: dict[str, Any], raw: bytes) -> bytes | None:
+        """The stream request asking for usage at its end (``stream_options.include_usage``), or None if it does.
+
+        The client's bytes are kept as they are when the option is simply absent (the common case)."""
+        if "stream_options" not in body:
+            start = raw.index(b"{") + 1  # the body is a JSON object: only whitespace may come before it
+            return raw[:start] + b'"stream_options":{"include_usage":true},' + raw[start:]
+        options = body["stream_options"]
+        if options is None or isinstance(options, dict) and not options.get("include_usage"):
+            return jsontext.dumps({**body, "stream_options": {**(options or {}), "include_usage": True}}).encode()
+        return None
+
+    def usage_stripper(self) -> "UsageStripper":
+        return UsageStripper()
 
     def conversation(self, body: dict[str, Any]) -> list[bytes]:
         return [_chat_entry(m) for m in body.get("messages") or [] if isinstance(m, dict)]
@@ -146,6 +168,53 @@ class ChatStream(Reassembly):
         return {**self.head, "object": "chat.completion", "choices": [choice], "usage": self.usage}
 
 
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+# A JSON key with unescaped quotes cannot occur inside a JSON string, so this finds only keys.
+_USAGE_NULL = re.compile(rb',\s*"usage"\s*:\s*null(?=\s*[,}])|"usage"\s*:\s*null\s*,')
+
+
+class UsageStripper(base.UsageStripper):
+    """What asking for usage adds to a chat-completions stream, taken out of the relayed bytes: the
+    usage-only chunk at the end (``"choices": []``) and the ``"usage": null`` of every other chunk.
+
+    Works on whole events, so a chunk is passed on once its event's blank line has arrived (upstream
+    writes one or more whole events at a time)."""
+
+    def __init__(self) -> None:
+        self._tail = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._tail + chunk
+        ends = list(_EVENT_END.finditer(data))
+        if not ends:
+            self._tail = data
+            return b""
+        self._tail = data[ends[-1].end():]
+        starts = [0, *(end.end() for end in ends[:-1])]
+        return b"".join(_without_usage(data[start:end.end()]) for start, end in zip(starts, ends, strict=True))
+
+    def close(self) -> bytes:
+        rest, self._tail = self._tail, b""
+        return _without_usage(rest) if rest else b""
+
+
+def _without_usage(raw: bytes) -> bytes:
+    if b'"usage"' not in raw:
+        return raw
+    lines = raw.splitlines()
+    data = b"\n".join(line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:"))
+    chunk = json_or_none(data)
+    if not isinstance(chunk, dict) or "usage" not in chunk:
+        return raw
+    if chunk["usage"] is not None:
+        return b"" if chunk.get("choices") == [] else raw  # the usage-only chunk the client did not ask for
+    found = list(_USAGE_NULL.finditer(raw))
+    if not found:
+        return raw
+    last = found[-1]  # the top-level key comes last in OpenAI's chunks
+    return raw[:last.start()] + raw[last.end():]
+
+
 class Responses(OpenAIApi):
     _skip = ("input", "instructions", "tools", "model")
 
@@ -172,7 +241,7 @@ class Responses(OpenAIApi):
         finish = (response.get("incomplete_details") or {}).get("reason") or response.get("status")
         content = present(content="".join(texts) if texts else None, toolCalls=calls or None, finishReason=finish)
         metadata = present(model=response.get("model") or body.get("model"), provider=PROVIDER,
-                           usage=usage(response.get("usage")), latencyMs=latency_ms)
+                           usage=usage(response.get("usage")), providerUsage=provider_usage(response), latencyMs=latency_ms)
         return [*events, event("llm_response", content, metadata)]
 
     def stream(self) -> "ResponsesStream":
@@ -262,7 +331,7 @@ class Embeddings(OpenAIApi):
                    "firstEmbeddingDimensions": _dimensions(data[0].get("embedding")) if data else 0,
                    "encodingFormat": body.get("encoding_format") or "float"}
         metadata = present(model=response.get("model") or body.get("model"), provider=PROVIDER,
-                           usage=usage(response.get("usage")), latencyMs=latency_ms)
+                           usage=usage(response.get("usage")), providerUsage=provider_usage(response), latencyMs=latency_ms)
         return [event("embedding_response", content, metadata)]
 
 def _dimensions(embedding: Any) -> int:
