@@ -1,13 +1,15 @@
 import base64
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db import models
 from django.db.models import Exists, OuterRef, Q, Subquery, TextField
 from django.db.models.functions import Cast
+from django.utils import timezone
 
+from .domain import flags as flag_rules
 from .domain.events import KIND_NAMES
 from .domain.schemas import Invalid
 
@@ -98,7 +100,7 @@ def _decode_cursor(cursor: str) -> Q:
 
 class TraceQuerySet(models.QuerySet):
     def filtered(self, agent: str = "", user: str = "", model: str = "", q: str = "", has_error: bool | None = None,
-                 changed_after: int | None = None) -> "TraceQuerySet":
+                 changed_after: int | None = None, flag: str = "") -> "TraceQuerySet":
         """Traces matching the list filters (API and pages), newest activity first, each with
         ``last_seq``: the live-update sequence number of its newest event."""
         newest_event = Event.objects.filter(trace=OuterRef("pk")).order_by("-pk").values("pk")[:1]
@@ -117,7 +119,17 @@ class TraceQuerySet(models.QuerySet):
             traces = traces.filter(Q(trace_id__icontains=q) | Exists(text.filter(trace=OuterRef("pk"), text__icontains=q)))
         if changed_after is not None:
             traces = traces.filter(Exists(Event.objects.filter(trace=OuterRef("pk"), pk__gt=changed_after)))
+        if flag:
+            traces = traces.with_flag(flag)
         return traces
+
+    def with_flag(self, kind: str) -> "TraceQuerySet":
+        """Traces flagged ``kind``; for ``dangling_tool`` also those with a call open for too long by now."""
+        flagged = Q(flag_kinds__contains=f",{kind},")
+        if kind == "dangling_tool":
+            waited = timezone.now() - timedelta(seconds=flag_rules.DANGLING_AFTER_S)
+            flagged |= Q(open_call_at__lt=waited)
+        return self.filter(flagged)
 
     def keyset_page(self, limit: int, cursor: str = "") -> "tuple[list[Trace], str | None]":
         """Up to ``limit`` traces (newest activity first) after ``cursor``, and the next page's cursor.
@@ -155,6 +167,11 @@ class Trace(models.Model):
     cost_usd = models.DecimalField(max_digits=20, decimal_places=10, null=True)
     # Count of priced-kind events (LLM calls, embeddings) with no known price.
     unpriced_count = models.PositiveIntegerField(default=0)
+    # What domain.flags keeps between events (its flags among it), updated with the totals.
+    flag_state = models.JSONField(default=dict)
+    # ",kind,kind," of the flags found, and when the longest-open tool call started: for the list filter.
+    flag_kinds = models.CharField(max_length=255, blank=True, default="")
+    open_call_at = models.DateTimeField(null=True)
 
     objects = TraceQuerySet.as_manager()
 
@@ -183,6 +200,16 @@ class Trace(models.Model):
             return 0.0 if self.cost_complete else None
         return money(self.cost_usd)
 
+    def flags(self) -> list[dict[str, Any]]:
+        """Flags found as events arrived, and tool calls that by now waited too long for an answer."""
+        found = flag_rules.flags_of(self.flag_state)
+        if self.open_call_at is not None:
+            found += flag_rules.dangling(self.flag_state, timezone.now().timestamp())
+        return found
+
+    def flag_names(self) -> list[str]:
+        return flag_rules.kinds_of(self.flags())
+
     def summary_dict(self) -> dict[str, Any]:
         """The read API's TraceSummary (docs/whyops-protocol.md §6)."""
         return {
@@ -207,6 +234,7 @@ class Trace(models.Model):
             },
             "costUsd": self.cost_usd_or_none,
             "costComplete": self.cost_complete,
+            "flags": self.flag_names(),
         }
 
 

@@ -17,6 +17,7 @@ from ..domain.events import LLM_EVENTS, PRICED_EVENTS, TOOL_SPAN_STARTS
 from ..domain.schemas import EventIn
 from ..domain.versioning import version_hash
 from ..models import Agent, AgentVersion, Event, Exchange, Trace
+from . import flagging
 
 
 @dataclass
@@ -205,7 +206,7 @@ def _tokens(event_type: str, usage: dict[str, int]) -> dict[str, int]:
 _TRACE_TOTALS = (
     "started_at", "last_event_at", "max_step", "event_count", "error_count", "llm_calls", "tool_calls",
     "prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_creation_tokens", "total_tokens",
-    "model_names", "cost_usd", "unpriced_count", "external_user_id", "agent_version_id",
+    "model_names", "cost_usd", "unpriced_count", "external_user_id", "agent_version_id", *flagging.FLAG_COLUMNS,
 )
 
 
@@ -424,6 +425,7 @@ def _record(batch: RowCache, job: EventsJob) -> list[Saved]:
     for event in pending:
         trace = batch.traces[event.trace.trace_id]
         _add_to_trace(trace, event)
+        flagging.observe(trace, event)
         touched[trace.pk] = trace
     for trace in touched.values():
         _save_totals(trace)
