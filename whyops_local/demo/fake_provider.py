@@ -3,8 +3,11 @@
 Behaviour is picked by the request's model name, so real SDK clients can drive it:
 ``error-<status>`` answers that status with the provider's error body, ``slow-<seconds>`` waits before
 answering, ``gated`` streams its first chunk(s) and then waits for ``FakeUpstream.gate``, ``cut`` drops the
-connection in the middle of a stream, ``tools`` answers with tool calls. Every request is kept in
-``requests`` and every answer's exact bytes in ``sent``.
+connection in the middle of a stream, ``tools`` answers with tool calls (``varied``: their arguments
+change with each round of tool results, as a working agent's do). ``truncated`` answers cut at the
+token limit, ``empty`` with no text, and ``cached`` reports 2,048 cache-read tokens while the system
+prompt and tools stay those of the previous ``cached`` call (0 read, 2,048 written when they change).
+Every request is kept in ``requests`` and every answer's exact bytes in ``sent``.
 """
 
 import base64
@@ -44,6 +47,7 @@ class FakeUpstream:
         self.chunk_delay = 0.0
         self._calls = 0
         self._lock = threading.Lock()
+        self._cached_prefix: str | None = None
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -157,6 +161,26 @@ class FakeUpstream:
                                  "param": None, "code": None}}
         self._send(handler, status, json.dumps(payload).encode())
 
+    def _cache_read(self, body: dict) -> int | None:
+        """For a ``cached`` model: 2,048 tokens read when the prompt prefix is the previous call's, else 0."""
+        if "cached" not in _model(body):
+            return None
+        system = body.get("system") or [m for m in body.get("messages") or [] if m.get("role") == "system"]
+        prefix = json.dumps([system, body.get("tools")], sort_keys=True)
+        with self._lock:
+            hit, self._cached_prefix = prefix == self._cached_prefix, prefix
+        return 2048 if hit else 0
+
+    @staticmethod
+    def _city(body: dict) -> str:
+        """Paris, unless a ``varied`` model asks: then one city per round of tool results so far."""
+        if "varied" not in _model(body):
+            return "Paris"
+        rounds = sum(1 for m in body.get("messages") or [] if m.get("role") == "tool" or (
+            isinstance(m.get("content"), list) and any(isinstance(b, dict) and b.get("type") == "tool_result"
+                                                       for b in m["content"])))
+        return ["Paris", "Lyon", "Nice", "Lille", "Brest"][rounds % 5]
+
     # --- OpenAI -------------------------------------------------------------------------------
 
     def _chat(self, body: dict) -> Any:
@@ -164,17 +188,21 @@ class FakeUpstream:
         tools = "tools" in _model(body)
         calls = [{"id": f"call_{n}_{i}", "type": "function",
                   "function": {"name": name, "arguments": json.dumps(args)}}
-                 for i, (name, args) in enumerate([("get_weather", {"city": "Paris"}), ("get_time", {"tz": "CET"})])]
+                 for i, (name, args) in enumerate([("get_weather", {"city": self._city(body)}), ("get_time", {"tz": "CET"})])]
         usage = {"prompt_tokens": 120, "completion_tokens": 12, "total_tokens": 132,
                  "prompt_tokens_details": {"cached_tokens": 100, "audio_tokens": 0},
                  "completion_tokens_details": {"reasoning_tokens": 0}}
         head = {"id": f"chatcmpl-{n}", "created": 1700000000, "model": _model(body), "system_fingerprint": "fp_fake"}
+        if (read := self._cache_read(body)) is not None:
+            usage = {**usage, "prompt_tokens": 2200, "total_tokens": 2212, "prompt_tokens_details": {"cached_tokens": read}}
         if not body.get("stream"):
-            message = {"role": "assistant", "content": None if tools else "Hello world", "refusal": None}
+            text = "" if "empty" in _model(body) else "Hello wor" if "truncated" in _model(body) else "Hello world"
+            message = {"role": "assistant", "content": None if tools else text, "refusal": None}
             if tools:
                 message["tool_calls"] = calls
+            finish = "tool_calls" if tools else "length" if "truncated" in _model(body) else "stop"
             return {**head, "object": "chat.completion", "usage": usage, "choices": [
-                {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls" if tools else "stop"}]}
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}]}
 
         def chunk(delta: dict, finish: str | None = None, **extra: Any) -> bytes:
             choices = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
@@ -262,14 +290,20 @@ class FakeUpstream:
         usage = {"input_tokens": 25, "cache_creation_input_tokens": 50, "cache_read_input_tokens": 100,
                  "cache_creation": {"ephemeral_5m_input_tokens": 20, "ephemeral_1h_input_tokens": 30},
                  "output_tokens": 15, "service_tier": "standard"}
+        if (read := self._cache_read(body)) is not None:
+            usage = {**usage, "cache_read_input_tokens": read, "cache_creation_input_tokens": 2048 - read,
+                     "cache_creation": {"ephemeral_5m_input_tokens": 2048 - read, "ephemeral_1h_input_tokens": 0}}
         blocks = []
         if thinking:
             blocks.append({"type": "thinking", "thinking": "Let me think.", "signature": "c2lnbmF0dXJl"})
-        blocks.append({"type": "text", "text": "Hello world"})
+        if "empty" not in _model(body):
+            blocks.append({"type": "text", "text": "Hello wor" if "truncated" in _model(body) else "Hello world"})
         if tools:
-            blocks.append({"type": "tool_use", "id": f"toolu_{n}", "name": "get_weather", "input": {"city": "Paris"}})
+            blocks.append({"type": "tool_use", "id": f"toolu_{n}", "name": "get_weather",
+                           "input": {"city": self._city(body)}})
+        stop = "tool_use" if tools else "max_tokens" if "truncated" in _model(body) else "end_turn"
         message = {"id": f"msg_{n}", "type": "message", "role": "assistant", "model": _model(body),
-                   "content": blocks, "stop_reason": "tool_use" if tools else "end_turn", "stop_sequence": None,
+                   "content": blocks, "stop_reason": stop, "stop_sequence": None,
                    "usage": usage}
         if not body.get("stream"):
             return message
