@@ -181,6 +181,9 @@ class FakeUpstream:
                                                        for b in m["content"])))
         return ["Paris", "Lyon", "Nice", "Lille", "Brest"][rounds % 5]
 
+    def _tz(self, body: dict) -> dict[str, str]:
+        return {"tz": "CET", **({"city": self._city(body)} if "varied" in _model(body) else {})}
+
     # --- OpenAI -------------------------------------------------------------------------------
 
     def _chat(self, body: dict) -> Any:
@@ -188,7 +191,7 @@ class FakeUpstream:
         tools = "tools" in _model(body)
         calls = [{"id": f"call_{n}_{i}", "type": "function",
                   "function": {"name": name, "arguments": json.dumps(args)}}
-                 for i, (name, args) in enumerate([("get_weather", {"city": self._city(body)}), ("get_time", {"tz": "CET"})])]
+                 for i, (name, args) in enumerate([("get_weather", {"city": self._city(body)}), ("get_time", self._tz(body))])]
         usage = {"prompt_tokens": 120, "completion_tokens": 12, "total_tokens": 132,
                  "prompt_tokens_details": {"cached_tokens": 100, "audio_tokens": 0},
                  "completion_tokens_details": {"reasoning_tokens": 0}}
