@@ -97,14 +97,23 @@ def diff_messages(before: list[Any], after: list[Any]) -> dict[str, list[dict[st
         elif tag == "insert":
             appended += [_entry(j, after[j]) for j in range(j1, j2)]
         elif tag == "replace":
-            both = min(i2 - i1, j2 - j1)
-            for offset in range(both):
-                edit = _entry(j1 + offset, after[j1 + offset])
-                edited.append({**edit, "previousIndex": i1 + offset,
-                               "previousText": _entry(i1 + offset, before[i1 + offset])["text"]})
-            removed += [_entry(i, before[i]) for i in range(i1 + both, i2)]
-            appended += [_entry(j, after[j]) for j in range(j1 + both, j2)]
+            # Side by side, a message is edited when it is still recognisably itself (same role, similar
+            # text); a summary standing in for several dropped messages is removals and an addition.
+            for offset in range(max(i2 - i1, j2 - j1)):
+                old = _entry(i1 + offset, before[i1 + offset]) if i1 + offset < i2 else None
+                new = _entry(j1 + offset, after[j1 + offset]) if j1 + offset < j2 else None
+                if old and new and _same_message(old, new):
+                    edited.append({**new, "previousIndex": old["index"], "previousText": old["text"]})
+                    continue
+                if old:
+                    removed.append(old)
+                if new:
+                    appended.append(new)
     return {"appended": appended, "removed": removed, "edited": edited}
+
+
+def _same_message(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    return old["role"] == new["role"] and difflib.SequenceMatcher(None, old["text"], new["text"]).ratio() >= 0.5
 
 
 def _messages(request: dict[str, Any] | None) -> list[Any]:

@@ -41,11 +41,12 @@ def step_context(trace_id: str, step_id: int):
 
 
 def compare(a: str, b: str):
+    missing = [{"field": side, "message": "a traceId is required", "code": "missing"}
+               for side, trace_id in (("a", a), ("b", b)) if not trace_id]
+    if missing:
+        return error_response(400, "Validation failed", missing)
     traces = {}
     for side, trace_id in (("a", a), ("b", b)):
-        if not trace_id:
-            return error_response(400, "Validation failed", [{"field": side, "message": "a traceId is required",
-                                                               "code": "missing"}])
         traces[side] = _trace(trace_id)
         if traces[side] is None:
             return error_response(404, f"No trace with traceId {trace_id!r}",
