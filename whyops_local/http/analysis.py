@@ -1,9 +1,8 @@
 """Read API views that explain a run: what changed between two LLM calls, two runs compared."""
 
-from typing import Any
-
-from ..domain import alignment, context
+from ..domain import alignment
 from ..models import Trace
+from ..storage.analysis import call_context, run_events
 from .guards import error_response
 
 
@@ -11,33 +10,14 @@ def _trace(trace_id: str) -> Trace | None:
     return Trace.objects.select_related("agent", "agent_version").filter(trace_id=trace_id).first()
 
 
-def run_events(trace: Trace) -> list[dict[str, Any]]:
-    """The trace's events in step order, with just what comparing needs (no model instances)."""
-    rows = trace.events.order_by("step_id", "pk").values_list("event_type", "step_id", "content", "metadata")
-    return [{"eventType": kind, "stepId": step, "content": content, "metadata": metadata}
-            for kind, step, content, metadata in rows]
-
-
 def step_context(trace_id: str, step_id: int):
     trace = _trace(trace_id)
     if trace is None:
         return error_response(404, f"No trace with traceId {trace_id!r}")
-    rows = (trace.events.filter(event_type__in=(*context.REQUEST_KINDS, "llm_response")).order_by("step_id", "pk")
-            .values_list("step_id", "event_type", "pk"))
-    calls = context.pair_calls(list(rows))
-    index = context.find_call(calls, step_id)
-    if index is None:
+    change = call_context(trace, step_id)
+    if change is None:
         return error_response(404, f"Step {step_id} of trace {trace_id!r} is not an LLM call or its request")
-    call, previous = calls[index], calls[index - 1] if index else None
-    keys = [call.request_key, call.response_key, *((previous.request_key, previous.response_key) if previous else ())]
-    events = {}
-    for event in trace.events.filter(pk__in=[key for key in keys if key is not None]):
-        event.trace = trace  # to_dict reads trace.trace_id; spare a query
-        events[event.pk] = event.to_dict()
-    return context.context_change(call.response_step, previous.response_step if previous else None,
-                                  events.get(call.request_key), events.get(call.response_key),
-                                  events.get(previous.request_key) if previous else None,
-                                  events.get(previous.response_key) if previous else None)
+    return change
 
 
 def compare(a: str, b: str):

@@ -8,12 +8,15 @@ through Django's autoescaping.
 
 from typing import Any
 
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 
+from ..domain import flags as flag_rules
 from ..domain.events import STEP_KIND_NAMES, TOOL_EVENTS
 from ..domain.spans import tool_spans
 from ..models import Event, Trace
+from ..storage.analysis import call_context
 from ..storage.totals import by_model, split_totals
 from . import display
 from .graph import build_graph, node_id_for, timeline
@@ -50,6 +53,7 @@ def _describe(event: Event) -> dict[str, Any]:
         view["answer"] = display.blocks(body.get("content")) if isinstance(event.content, dict) else display.blocks(event.content)
         view["tool_calls"] = [display.tool_call(call) for call in body.get("toolCalls") or []]
         view["finish_reason"] = body.get("finishReason")
+        view["context"] = call_context(event.trace, event.step_id)
     elif kind == "llm_thinking":
         view["thinking"] = display.thinking_block(event.content)
     elif kind == "tool_result":
@@ -97,8 +101,13 @@ def graph_data(trace: Trace) -> dict[str, Any]:
 
 
 def head_context(trace: Trace) -> dict[str, Any]:
-    models = by_model(trace.events.all())
-    return {"trace": trace, "summary": trace.summary_dict(), "models": models, "split": split_totals(models)}
+    # A manual copy of a proxied LLM response is one turn, counted once (as in the trace's totals).
+    copies = Q(step_id__in=flag_rules.uncounted_steps(trace.flag_state), event_type="llm_response", source=Event.SOURCE_SDK)
+    models = by_model(trace.events.exclude(copies))
+    previous_run = (Trace.objects.filter(agent_id=trace.agent_id, started_at__lt=trace.started_at)
+                    .order_by("-started_at").values_list("trace_id", flat=True).first())
+    return {"trace": trace, "summary": trace.summary_dict(), "models": models, "split": split_totals(models),
+            "flags": trace.flags(), "previous_run": previous_run}
 
 
 @page

@@ -120,6 +120,13 @@ const update = coalesce(async () => {
   const response = await fetch(url, { headers: { Accept: "text/html" } });
   if (response.ok) head.innerHTML = await response.text(); // Django's template, escaped server-side
 });
+// Flag markers and "previous call" links name a step: select it in place when it is a node here.
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("a[data-step]");
+  if (!link || !nodeById.has(link.dataset.step)) return;
+  event.preventDefault();
+  select(link.dataset.step);
+});
 const traceId = document.getElementById("trace-id").textContent;
 connectLive(`/ws/traces/${encodeURIComponent(traceId).replaceAll("%2F", "/")}`, {
   onMessage: (message) => {
