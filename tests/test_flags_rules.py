@@ -228,4 +228,25 @@ def test_the_state_stays_json_and_small_over_a_long_run():
                    latency_ms=400 + i % 50)
         run.tool("search", {"q": i}, latency=80)
     size = len(flags.jsontext.dumps(run.state))
-    assert run.kinds() == [] and size < 120_000, size
+    assert run.kinds() == [] and size < 2_000, size
+
+
+def test_a_loop_is_found_among_the_most_recent_distinct_calls_only():
+    run = Run()
+    run.tool("search", {"q": "loop"}), run.tool("search", {"q": "loop"})
+    for i in range(flags.TOOL_SIGNATURES):
+        run.tool("search", {"q": i})
+    run.tool("search", {"q": "loop"})
+    assert run.kinds() == []  # forgotten: 64 other calls came between
+    run.tool("search", {"q": 3}), run.tool("search", {"q": 3})
+    assert run.kinds() == ["tool_loop"]
+
+
+def test_past_fifty_steps_the_median_comes_from_the_histogram_within_its_bucket():
+    run = Run()
+    for i in range(200):
+        run.answer(f"x{i}", latency_ms=1000 + i)
+    slow = run.answer("slow", latency_ms=30_000)
+    assert run.state["dur"]["llm"]["x"] is None
+    (flag,) = run.flagged("slow_step")
+    assert flag["stepIds"] == [slow] and "median LLM call (1.1 s)" in flag["message"]  # true median 1.1 s

@@ -105,7 +105,7 @@ class TraceQuerySet(models.QuerySet):
         ``last_seq``: the live-update sequence number of its newest event."""
         newest_event = Event.objects.filter(trace=OuterRef("pk")).order_by("-pk").values("pk")[:1]
         traces = (self.select_related("agent", "agent_version").order_by("-last_event_at", "-pk")
-                  .annotate(last_seq=Subquery(newest_event)))
+                  .defer("flag_state").annotate(last_seq=Subquery(newest_event)))
         if agent:
             traces = traces.filter(agent__name=agent)
         if user:
@@ -208,7 +208,12 @@ class Trace(models.Model):
         return found
 
     def flag_names(self) -> list[str]:
-        return flag_rules.kinds_of(self.flags())
+        """The kinds of flags() from the trace's own columns (lists leave the flag state unread)."""
+        kinds = [kind for kind in self.flag_kinds.split(",") if kind]
+        waited = timezone.now() - timedelta(seconds=flag_rules.DANGLING_AFTER_S)
+        if self.open_call_at is not None and self.open_call_at < waited:
+            kinds.append("dangling_tool")
+        return flag_rules.kinds_of({"kind": kind} for kind in kinds)
 
     def summary_dict(self) -> dict[str, Any]:
         """The read API's TraceSummary (docs/whyops-protocol.md §6)."""

@@ -66,13 +66,13 @@ def _part_text(part: Any) -> str:
         return str(part)
     kind = part.get("type")
     if kind in ("text", "input_text", "output_text"):
-        return part.get("text") or ""
+        return part["text"] if isinstance(part.get("text"), str) else ""
     if kind == "tool_use":
         return f"[tool use {part.get('name')}({jsontext.dumps(part.get('input'))})]"
     if kind == "tool_result":
         inner = part.get("content")
         return f"[tool result: {inner if isinstance(inner, str) else message_text({'content': inner})}]"
-    return f"[{kind}]" if kind else ""
+    return f"[{kind}]" if isinstance(kind, str) else ""
 
 
 def _entry(index: int, message: Any) -> dict[str, Any]:

@@ -9,6 +9,7 @@ A tool call left open is judged at read time (``dangling``) from the stored open
 
 import bisect
 import hashlib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,12 @@ CACHE_DROP = 0.1  # "fell to near zero": under this share of the best earlier re
 SLOW_FACTOR, SLOW_MIN_MS = 3, 5000
 TRUNCATED_REASONS = {"length", "max_tokens", "max_output_tokens", "MAX_TOKENS"}
 MAX_FLAGS = 100
-MAX_DURATIONS = 5000  # per kind: the median of the first 5,000 is the trace's median for good
+# The state is saved with the trace's totals on every commit, so it stays small whatever the trace's
+# length (measured: a 33 KB state cost the ingest benchmark a quarter of its rate):
+EXACT_DURATIONS = 50  # per kind, kept exactly; beyond, the median comes from a histogram of 25% buckets
+_BUCKET = 1.25
+TOOL_SIGNATURES = 64  # distinct tool calls remembered, most recent first: a loop repeats while they are
+MAX_SLOW_CANDIDATES = 50
 _STEPS_KEPT = 20  # step ids kept per repeated signature
 _OUTCOMES = ("llm_response", "error", "tool_call_response", "tool_result", "embedding_response")
 _DURATION_KINDS = {"llm_response": "llm", "tool_call_response": "tool", "embedding_response": "embedding"}
@@ -105,7 +111,7 @@ def answer_text(content: Any) -> str:
     """The text of an ``llm_response`` content (a string, or text blocks)."""
     text = content.get("content") if isinstance(content, dict) else content
     if isinstance(text, list):
-        text = "".join(part.get("text") or "" for part in text if isinstance(part, dict))
+        text = "".join(part["text"] for part in text if isinstance(part, dict) and isinstance(part.get("text"), str))
     return text.strip() if isinstance(text, str) else ""
 
 
@@ -146,14 +152,21 @@ def _is_error(step: Step) -> bool:
     return False
 
 
+def _short(value: Any) -> str:
+    return digest(value)[:6]
+
+
 def request_digests(step: Step) -> dict[str, Any] | None:
-    """What a request event says of the prompt: digests of system prompt, tools and each message."""
+    """What a request event says of the prompt: short digests of system prompt, tools and each message
+    (one string, 6 characters a message), and the role of each message (one letter each)."""
     messages = _body(step).get("messages")
     if not isinstance(messages, list) and "systemPrompt" not in step.metadata and "tools" not in step.metadata:
         return None
-    return {"s": digest(step.metadata.get("systemPrompt") or ""), "t": digest(step.metadata.get("tools") or []),
-            "m": [digest(m) for m in messages] if isinstance(messages, list) else [],
-            "r": [m.get("role") if isinstance(m, dict) else None for m in messages] if isinstance(messages, list) else []}
+    messages = messages if isinstance(messages, list) else []
+    roles = "".join((m.get("role") or "?")[:1] if isinstance(m, dict) and isinstance(m.get("role"), str) else "?"
+                    for m in messages)
+    return {"s": _short(step.metadata.get("systemPrompt") or ""), "t": _short(step.metadata.get("tools") or []),
+            "m": "".join(_short(m) for m in messages), "r": roles}
 
 
 # --- the detectors, one per kind ------------------------------------------------------------------
@@ -163,10 +176,14 @@ def _tool_loop(state: dict[str, Any], step: Step) -> None:
     body = _body(step)
     tool = step.metadata.get("tool") or ""
     calls = tool_calls_signature(body.get("toolCalls"))
-    key = digest([tool, calls])
-    steps = state.setdefault("tools", {}).setdefault(key, [])
+    key = digest([tool, calls])[:8]
+    seen = state.setdefault("tools", {})
+    steps = seen.pop(key, [])  # re-inserted last: the dict's order is most recently used last
+    seen[key] = steps
     if len(steps) < _STEPS_KEPT:
         steps.append(step.step_id)
+    if len(seen) > TOOL_SIGNATURES:
+        del seen[next(iter(seen))]
     if len(steps) >= REPEATS:
         arguments = jsontext.dumps(calls[0][1]) if calls else ""
         shown = f" ({arguments[:60]}{'…' if len(arguments) > 60 else ''})" if arguments else ""
@@ -241,19 +258,29 @@ def _answer_flags(state: dict[str, Any], step: Step, text: str, has_calls: bool)
                                                    "The model answered with no text and no tool call"))
 
 
+_ROLES = {"u": "user", "a": "assistant", "s": "system", "t": "tool", "d": "developer", "f": "function"}
+
+
 def _what_changed(before: dict[str, Any] | None, now: dict[str, Any] | None) -> str:
     if not before or not now:
         return "the prompt before it is not known"
     changed = [part for part, key in (("the system prompt", "s"), ("the tools", "t")) if before[key] != now[key]]
-    for index, (old, new) in enumerate(zip(before["m"], now["m"], strict=False)):
-        if old != new:
-            role = now["r"][index] if index < len(now["r"]) else None
+    old, new = before["m"], now["m"]
+    for index in range(min(len(old), len(new)) // 6):
+        if old[index * 6:index * 6 + 6] != new[index * 6:index * 6 + 6]:
+            role = _ROLES.get(now["r"][index:index + 1])
             changed.append(f"message {index + 1}{f' ({role})' if role else ''}")
             break
     else:
-        if len(now["m"]) < len(before["m"]):
-            changed.append(f"messages from {len(now['m']) + 1} on (dropped)")
+        if len(new) < len(old):
+            changed.append(f"messages from {len(new) // 6 + 1} on (dropped)")
     return " and ".join(changed) + " changed" if changed else "no part of the prompt changed (the cache may have expired)"
+
+
+def _request(state: dict[str, Any], digests: dict[str, Any]) -> None:
+    """A new request: what changed since the previous one is decided now, so only one prompt is kept."""
+    state["chg"] = _what_changed(state.get("req"), digests)
+    state["req"] = digests
 
 
 def _cache_break(state: dict[str, Any], step: Step) -> None:
@@ -263,7 +290,7 @@ def _cache_break(state: dict[str, Any], step: Step) -> None:
         if previous_model and step.model and step.model != previous_model:
             reason = f"the model changed from {previous_model} to {step.model}"
         else:
-            reason = _what_changed(state.get("preq"), state.get("req"))
+            reason = state.get("chg") or "the prompt before it is not known"
         _put(state, f"cache:{step.step_id}", _flag(
             "cache_break", [step.step_id],
             f"Cache reads fell from {best:,} to {step.cache_read:,} tokens: {reason}"))
@@ -271,8 +298,6 @@ def _cache_break(state: dict[str, Any], step: Step) -> None:
     if step.cache_read > best:
         best = step.cache_read
     state["cmax"], state["cmodel"] = best, step.model or previous_model
-    if "req" in state:
-        state["preq"] = state["req"]
 
 
 def _duration(state: dict[str, Any], step: Step) -> tuple[str, int, int] | None:
@@ -291,18 +316,24 @@ def _duration(state: dict[str, Any], step: Step) -> tuple[str, int, int] | None:
 
 
 def _slow_step(state: dict[str, Any], kind: str, owner: int, ms: int) -> None:
-    durations = state.setdefault("dur", {}).setdefault(kind, [])
-    if len(durations) < MAX_DURATIONS:
-        bisect.insort(durations, ms)
+    durations = state.setdefault("dur", {}).setdefault(kind, {"n": 0, "x": [], "h": {}})
+    durations["n"] += 1
+    bucket = str(int(math.log(ms + 1, _BUCKET)))
+    durations["h"][bucket] = durations["h"].get(bucket, 0) + 1
+    if durations["x"] is not None:
+        bisect.insort(durations["x"], ms)
+        if len(durations["x"]) > EXACT_DURATIONS:
+            durations["x"] = None  # the histogram alone from here on
     candidates = state.setdefault("slow", {}).setdefault(kind, [])
     if ms > SLOW_MIN_MS:
         candidates.append([owner, ms])
+        del candidates[:-MAX_SLOW_CANDIDATES]
     if not candidates:
         return
     median = _median(durations)
     for step_id, took in candidates:
         key = f"slow:{step_id}"
-        if len(durations) >= REPEATS and took > SLOW_FACTOR * median:
+        if durations["n"] >= REPEATS and took > SLOW_FACTOR * median:
             _put(state, key, _flag("slow_step", [step_id],
                                    f"This {_KIND_WORDS[kind]} took {took / 1000:.1f} s, {took / median:.0f}× the trace's "
                                    f"median {_KIND_WORDS[kind]} ({median / 1000:.1f} s)" if median else
@@ -311,9 +342,17 @@ def _slow_step(state: dict[str, Any], kind: str, owner: int, ms: int) -> None:
             _drop(state, key)
 
 
-def _median(values: list[int]) -> float:
-    middle = len(values) // 2
-    return float(values[middle]) if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+def _median(durations: dict[str, Any]) -> float:
+    values = durations["x"]
+    if values is not None:
+        middle = len(values) // 2
+        return float(values[middle]) if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+    seen, half = 0, durations["n"] / 2
+    for bucket in sorted(durations["h"], key=int):
+        seen += durations["h"][bucket]
+        if seen >= half:
+            return _BUCKET ** (int(bucket) + 0.5) - 1  # the bucket's middle, within 12% of the true median
+    return 0.0
 
 
 def _double_count(state: dict[str, Any], step: Step, text: str) -> int | None:
@@ -336,7 +375,7 @@ def observe(state: dict[str, Any], step: Step) -> int | None:
     counted in the totals (a manual copy of a proxied one), if this step reveals one."""
     uncounted = None
     if step.kind in ("user_message", "tool_result") and (digests := request_digests(step)) is not None:
-        state["req"] = digests
+        _request(state, digests)
     text, has_calls = "", False
     if step.kind == "llm_response":
         text, has_calls = answer_text(step.content), bool(_body(step).get("toolCalls"))

@@ -4,12 +4,15 @@ The trace row, cached by the writer between commits, carries the flag state; it 
 totals, in the same statement and commit as the events.
 """
 
+import logging
 from datetime import UTC, datetime
 
 from django.conf import settings
 
 from ..domain import flags
 from ..models import Event, Trace
+
+log = logging.getLogger(__name__)
 
 # The columns observe() changes, saved with the trace totals.
 FLAG_COLUMNS = ("flag_state", "flag_kinds", "open_call_at")
@@ -26,7 +29,11 @@ def observe(trace: Trace, event: Event) -> None:
     if not settings.WHYOPS_FLAGS:
         return
     state = trace.flag_state
-    uncounted = flags.observe(state, _step(event))
+    try:
+        uncounted = flags.observe(state, _step(event))
+    except Exception:  # flags are derived: a bug in finding them must not refuse the event itself
+        log.exception("could not update the flags of trace %s at step %s", trace.trace_id, event.step_id)
+        return
     if uncounted is not None:
         _uncount(trace, event if uncounted == event.step_id else None, uncounted)
     kinds = flags.kinds_of(flags.flags_of(state))
