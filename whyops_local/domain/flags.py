@@ -8,8 +8,8 @@ A tool call left open is judged at read time (``dangling``) from the stored open
 """
 
 import bisect
-import hashlib
 import math
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,8 +67,9 @@ def new_state() -> dict[str, Any]:
 
 
 def digest(value: Any) -> str:
+    """A short fingerprint of a JSON value (crc32: it runs for every message of every request)."""
     text = value if isinstance(value, str) else jsontext.dumps(value)
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
+    return f"{zlib.crc32(text.encode('utf-8', 'surrogatepass')):08x}"
 
 
 def _flag(kind: str, steps: Iterable[int], message: str) -> dict[str, Any]:
@@ -176,7 +177,7 @@ def _tool_loop(state: dict[str, Any], step: Step) -> None:
     body = _body(step)
     tool = step.metadata.get("tool") or ""
     calls = tool_calls_signature(body.get("toolCalls"))
-    key = digest([tool, calls])[:8]
+    key = digest([tool, calls])
     seen = state.setdefault("tools", {})
     steps = seen.pop(key, [])  # re-inserted last: the dict's order is most recently used last
     seen[key] = steps
@@ -224,9 +225,8 @@ def _error_streak(state: dict[str, Any], step: Step) -> None:
 def _open_calls(state: dict[str, Any], step: Step, has_calls: bool) -> None:
     """Tool calls waiting for their answer: SDK spans by span id, an LLM's tool calls until anything follows."""
     open_calls = state.setdefault("open", {})
-    if step.kind != "llm_thinking":
-        for key in [k for k in open_calls if k.startswith("llm:")]:
-            del open_calls[key]
+    if step.kind != "llm_thinking" and "ollm" in state:
+        open_calls.pop(state.pop("ollm"), None)
     if step.kind == "tool_call_request":
         open_calls[step.span_id] = [step.step_id, step.at, step.metadata.get("tool") or "tool"]
     elif step.kind == "tool_call_response":
@@ -235,7 +235,8 @@ def _open_calls(state: dict[str, Any], step: Step, has_calls: bool) -> None:
             _drop(state, f"dangle:{step.span_id}")
     elif step.kind == "llm_response" and has_calls:
         names = ", ".join(str(name) for name, _ in tool_calls_signature(_body(step).get("toolCalls")))
-        open_calls[f"llm:{step.step_id}"] = [step.step_id, step.at, names or "tool"]
+        state["ollm"] = f"llm:{step.step_id}"
+        open_calls[state["ollm"]] = [step.step_id, step.at, names or "tool"]
     elif step.kind == "llm_response":
         # A final answer ends the turn: a span still open now was never answered.
         for span, (step_id, _, tool) in open_calls.items():

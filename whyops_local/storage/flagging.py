@@ -36,7 +36,14 @@ def observe(trace: Trace, event: Event) -> None:
         return
     if uncounted is not None:
         _uncount(trace, event if uncounted == event.step_id else None, uncounted)
-    kinds = flags.kinds_of(flags.flags_of(state))
+
+
+def settle(trace: Trace) -> None:
+    """After a commit's events: the columns the list filters on, from the state (once per trace)."""
+    if not settings.WHYOPS_FLAGS:
+        return
+    state = trace.flag_state
+    kinds = flags.kinds_of(state.get("flags", {}).values())
     trace.flag_kinds = f",{','.join(kinds)}," if kinds else ""
     oldest = flags.oldest_open(state)
     trace.open_call_at = datetime.fromtimestamp(oldest, UTC) if oldest is not None else None

@@ -428,6 +428,7 @@ def _record(batch: RowCache, job: EventsJob) -> list[Saved]:
         flagging.observe(trace, event)
         touched[trace.pk] = trace
     for trace in touched.values():
+        flagging.settle(trace)
         _save_totals(trace)
     created = iter(pending)
     return [result or Saved(next(created), "saved") for result in results]
