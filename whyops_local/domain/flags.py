@@ -42,11 +42,14 @@ TOOL_SIGNATURES = 64  # distinct tool calls remembered, most recent first: a loo
 MAX_SLOW_CANDIDATES = 50
 _STEPS_KEPT = 20  # step ids kept per repeated signature
 _OUTCOMES = ("llm_response", "error", "tool_call_response", "tool_result", "embedding_response")
+_REQUESTS = ("user_message", "tool_result")
+_TOOL_STARTS = ("tool_call_request", "tool_call")
+_OPENING = ("tool_call_request", "tool_call_response", "llm_response")  # the events that open or close calls
 _DURATION_KINDS = {"llm_response": "llm", "tool_call_response": "tool", "embedding_response": "embedding"}
 _KIND_WORDS = {"llm": "LLM call", "tool": "tool call", "embedding": "embedding call"}
 
 
-@dataclass
+@dataclass(slots=True)
 class Step:
     """What the flags need of one stored event."""
 
@@ -134,6 +137,16 @@ def tool_calls_signature(calls: Any) -> list[list[Any]]:
         function = call.get("function") if isinstance(call.get("function"), dict) else call
         out.append([function.get("name"), _arguments(function.get("arguments"))])
     return out
+
+
+def call_names(calls: Any) -> list[str]:
+    """The names of tool calls (without reading their arguments)."""
+    names = []
+    for call in calls if isinstance(calls, list) else []:
+        if isinstance(call, dict):
+            function = call.get("function") if isinstance(call.get("function"), dict) else call
+            names.append(str(function.get("name")))
+    return names
 
 
 def _is_error_result(value: Any) -> bool:
@@ -234,7 +247,7 @@ def _open_calls(state: dict[str, Any], step: Step, has_calls: bool) -> None:
             del open_calls[step.span_id]
             _drop(state, f"dangle:{step.span_id}")
     elif step.kind == "llm_response" and has_calls:
-        names = ", ".join(str(name) for name, _ in tool_calls_signature(_body(step).get("toolCalls")))
+        names = ", ".join(call_names(_body(step).get("toolCalls")))
         state["ollm"] = f"llm:{step.step_id}"
         open_calls[state["ollm"]] = [step.step_id, step.at, names or "tool"]
     elif step.kind == "llm_response":
@@ -359,7 +372,8 @@ def _median(durations: dict[str, Any]) -> float:
 def _double_count(state: dict[str, Any], step: Step, text: str) -> int | None:
     """Compare an LLM response with the one before it; the step id of a manual duplicate of a proxied one."""
     model = step.model.rsplit("/", 1)[-1]
-    key = digest([model, text, [name for name, _ in tool_calls_signature(_body(step).get("toolCalls"))]])
+    names = "\0".join(call_names(_body(step).get("toolCalls")))
+    key = digest("\0".join((model, text, names)))
     last, state["last"] = state.get("last"), [step.source, step.step_id, key]
     if not last or last[0] == step.source or last[2] != key or "proxy" not in (last[0], step.source):
         return None
@@ -374,22 +388,24 @@ def _double_count(state: dict[str, Any], step: Step, text: str) -> int | None:
 def observe(state: dict[str, Any], step: Step) -> int | None:
     """Fold ``step`` into ``state`` (in place). Returns the step id of an LLM response that must not be
     counted in the totals (a manual copy of a proxied one), if this step reveals one."""
-    uncounted = None
-    if step.kind in ("user_message", "tool_result") and (digests := request_digests(step)) is not None:
-        _request(state, digests)
-    text, has_calls = "", False
-    if step.kind == "llm_response":
+    uncounted, kind, has_calls = None, step.kind, False
+    if kind == "llm_response":
         text, has_calls = answer_text(step.content), bool(_body(step).get("toolCalls"))
         _repeated_answer(state, step, text, has_calls)
         _answer_flags(state, step, text, has_calls)
         _cache_break(state, step)
         uncounted = _double_count(state, step, text)
-    elif step.kind in ("tool_call_request", "tool_call"):
+    elif kind in _REQUESTS:
+        if (digests := request_digests(step)) is not None:
+            _request(state, digests)
+    elif kind in _TOOL_STARTS:
         _tool_loop(state, step)
-    _error_streak(state, step)
-    if (ended := _duration(state, step)) is not None:
+    if kind in _OUTCOMES:
+        _error_streak(state, step)
+    if kind in _DURATION_KINDS and (ended := _duration(state, step)) is not None:
         _slow_step(state, *ended)
-    _open_calls(state, step, has_calls)
+    if kind in _OPENING or (kind != "llm_thinking" and "ollm" in state):
+        _open_calls(state, step, has_calls)
     return uncounted
 
 
