@@ -8,11 +8,14 @@ A tool call left open is judged at read time (``dangling``) from the stored open
 """
 
 import bisect
+import json
 import math
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from . import jsontext
 
@@ -71,8 +74,14 @@ def new_state() -> dict[str, Any]:
 
 def digest(value: Any) -> str:
     """A short fingerprint of a JSON value (crc32: it runs for every message of every request)."""
-    text = value if isinstance(value, str) else jsontext.dumps(value)
-    return f"{zlib.crc32(text.encode('utf-8', 'surrogatepass')):08x}"
+    if isinstance(value, str):
+        data = value.encode("utf-8", "surrogatepass")
+    else:
+        try:
+            data = orjson.dumps(value)
+        except TypeError:  # what orjson refuses (see jsontext)
+            data = json.dumps(value).encode("utf-8", "surrogatepass")
+    return f"{zlib.crc32(data):08x}"
 
 
 def _flag(kind: str, steps: Iterable[int], message: str) -> dict[str, Any]:
@@ -179,7 +188,8 @@ def request_digests(step: Step) -> dict[str, Any] | None:
     messages = messages if isinstance(messages, list) else []
     roles = "".join((m.get("role") or "?")[:1] if isinstance(m, dict) and isinstance(m.get("role"), str) else "?"
                     for m in messages)
-    return {"s": _short(step.metadata.get("systemPrompt") or ""), "t": _short(step.metadata.get("tools") or []),
+    system, tools = step.metadata.get("systemPrompt"), step.metadata.get("tools")
+    return {"s": _short(system) if system else "", "t": _short(tools) if tools else "",
             "m": "".join(_short(m) for m in messages), "r": roles}
 
 
