@@ -1,5 +1,7 @@
 """domain.alignment on its own: steps aligned by signature, the first divergence, deltas."""
 
+import random
+
 from whyops_local.domain import alignment
 
 
@@ -39,9 +41,23 @@ def test_extra_steps_on_one_side_face_nothing():
     assert first == 3 and rows[3]["a"] is None and rows[4]["a"] is None and rows[-1]["same"]
 
 
-def test_the_exact_table_finds_a_longest_common_subsequence():
-    a, b = list("ABCBDAB"), list("BDCABA")
-    assert len(alignment._exact_lcs(a, b)) == 4
+def _lcs_length(a, b):
+    table = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            table[i + 1][j + 1] = table[i][j] + 1 if x == y else max(table[i][j + 1], table[i + 1][j])
+    return table[-1][-1]
+
+
+def test_the_matching_is_a_longest_common_subsequence():
+    rng = random.Random(7)
+    for _ in range(300):
+        a = [rng.choice("ABCD") for _ in range(rng.randint(0, 12))]
+        b = [rng.choice("ABCD") for _ in range(rng.randint(0, 12))]
+        pairs = alignment.matches(a, b)
+        assert all(a[i] == b[j] for i, j in pairs)
+        assert all(i1 < i2 and j1 < j2 for (i1, j1), (i2, j2) in zip(pairs, pairs[1:], strict=False))
+        assert len(pairs) == _lcs_length(a, b), (a, b)
 
 
 def test_text_diff_marks_lines():

@@ -13,9 +13,9 @@ from . import jsontext
 from .context import message_text
 from .flags import answer_text, tool_calls_signature
 
-# Above this many cells the middle part is matched by difflib (longest matching blocks, recursively),
-# which is close to an LCS and fast; below, an exact LCS table.
-EXACT_CELLS = 250_000
+# Past this many steps that only one run has, runs are matched by difflib's longest matching blocks
+# (fast, close to an LCS): an exact one would cost (N+M) x D.
+MAX_DIFFERENCES = 1000
 
 
 def _last_user_text(content: Any) -> str:
@@ -63,27 +63,45 @@ def steps_of(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [step_of(event) for event in events if event["eventType"] != "tool_call_response"]
 
 
-def _exact_lcs(a: list[str], b: list[str]) -> list[tuple[int, int]]:
+def _myers(a: list[str], b: list[str], max_d: int) -> list[tuple[int, int]] | None:
+    """An exact LCS by Myers' O((N+M)D) diff, D the number of steps only one side has; None past ``max_d``.
+
+    Runs of one agent differ in few places, so D stays small where a table would take N x M cells.
+    """
     n, m = len(a), len(b)
-    table = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n - 1, -1, -1):
-        row, below = table[i], table[i + 1]
-        for j in range(m - 1, -1, -1):
-            row[j] = below[j + 1] + 1 if a[i] == b[j] else max(below[j], row[j + 1])
-    pairs, i, j = [], 0, 0
-    while i < n and j < m:
-        if a[i] == b[j]:
-            pairs.append((i, j))
-            i, j = i + 1, j + 1
-        elif table[i + 1][j] >= table[i][j + 1]:
-            i += 1
-        else:
-            j += 1
-    return pairs
+    v, trace = {1: 0}, []
+    for d in range(max_d + 1):
+        trace.append(dict(v))
+        for k in range(-d, d + 1, 2):
+            x = v[k + 1] if k == -d or (k != d and v[k - 1] < v[k + 1]) else v[k - 1] + 1
+            y = x - k
+            while x < n and y < m and a[x] == b[y]:
+                x, y = x + 1, y + 1
+            v[k] = x
+            if x >= n and y >= m:
+                return _backtrack(trace, n, m)
+    return None
+
+
+def _backtrack(trace: list[dict[int, int]], x: int, y: int) -> list[tuple[int, int]]:
+    pairs = []
+    for d in range(len(trace) - 1, 0, -1):
+        v, k = trace[d], x - y
+        previous_k = k + 1 if k == -d or (k != d and v[k - 1] < v[k + 1]) else k - 1
+        previous_x = v[previous_k]
+        previous_y = previous_x - previous_k
+        while x > previous_x and y > previous_y:  # the diagonal after this step's one edit
+            x, y = x - 1, y - 1
+            pairs.append((x, y))
+        x, y = previous_x, previous_y
+    while x > 0 and y > 0:
+        x, y = x - 1, y - 1
+        pairs.append((x, y))
+    return pairs[::-1]
 
 
 def matches(a: list[str], b: list[str]) -> list[tuple[int, int]]:
-    """Index pairs of a common subsequence of ``a`` and ``b`` (longest, or close to it for huge middles)."""
+    """Index pairs of a longest common subsequence of ``a`` and ``b`` (close to one for runs far apart)."""
     start = 0
     while start < len(a) and start < len(b) and a[start] == b[start]:
         start += 1
@@ -91,10 +109,9 @@ def matches(a: list[str], b: list[str]) -> list[tuple[int, int]]:
     while end_a > start and end_b > start and a[end_a - 1] == b[end_b - 1]:
         end_a, end_b = end_a - 1, end_b - 1
     middle_a, middle_b = a[start:end_a], b[start:end_b]
-    if len(middle_a) * len(middle_b) <= EXACT_CELLS:
-        middle = _exact_lcs(middle_a, middle_b)
-    else:
-        blocks = difflib.SequenceMatcher(None, middle_a, middle_b, autojunk=False).get_matching_blocks()
+    middle = _myers(middle_a, middle_b, MAX_DIFFERENCES)
+    if middle is None:
+        blocks = difflib.SequenceMatcher(None, middle_a, middle_b).get_matching_blocks()
         middle = [(block.a + k, block.b + k) for block in blocks for k in range(block.size)]
     return ([(i, i) for i in range(start)] + [(i + start, j + start) for i, j in middle]
             + [(end_a + k, end_b + k) for k in range(len(a) - end_a)])

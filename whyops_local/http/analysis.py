@@ -1,6 +1,8 @@
 """Read API views that explain a run: what changed between two LLM calls, two runs compared."""
 
-from ..domain import alignment
+from django.http import HttpResponse
+
+from ..domain import alignment, jsontext
 from ..models import Trace
 from ..storage.analysis import call_context, run_events
 from .guards import error_response
@@ -31,5 +33,7 @@ def compare(a: str, b: str):
         if traces[side] is None:
             return error_response(404, f"No trace with traceId {trace_id!r}",
                                   [{"field": side, "message": "no such trace", "code": "not_found"}])
-    return alignment.compare(traces["a"].summary_dict(), run_events(traces["a"]),
-                             traces["b"].summary_dict(), run_events(traces["b"]))
+    compared = alignment.compare(traces["a"].summary_dict(), run_events(traces["a"]),
+                                 traces["b"].summary_dict(), run_events(traces["b"]))
+    # Thousands of rows: orjson, not the API's own encoder.
+    return HttpResponse(jsontext.dumps(compared), content_type="application/json")

@@ -5,14 +5,23 @@ Read side, like totals: the pure work is in domain.context and domain.alignment.
 
 from typing import Any
 
-from ..domain import context
+from django.db.models import TextField
+from django.db.models.functions import Cast
+
+from ..domain import context, jsontext
 from ..models import Trace
 
 
 def run_events(trace: Trace) -> list[dict[str, Any]]:
-    """The trace's events in step order, with just what comparing needs (no model instances)."""
-    rows = trace.events.order_by("step_id", "pk").values_list("event_type", "step_id", "content", "metadata")
-    return [{"eventType": kind, "stepId": step, "content": content, "metadata": metadata}
+    """The trace's events in step order, with just what comparing needs (no model instances).
+
+    The JSON columns are read as text and parsed by orjson: JSONField's json.loads took most of a
+    5,000-step comparison's time."""
+    rows = (trace.events.order_by("step_id", "pk")
+            .annotate(content_text=Cast("content", TextField()), metadata_text=Cast("metadata", TextField()))
+            .values_list("event_type", "step_id", "content_text", "metadata_text"))
+    return [{"eventType": kind, "stepId": step, "content": jsontext.loads(content) if content is not None else None,
+             "metadata": jsontext.loads(metadata) if metadata is not None else {}}
             for kind, step, content, metadata in rows]
 
 
