@@ -186,6 +186,19 @@ def test_a_manual_copy_of_a_proxied_response_is_flagged_and_counted_once(sdk, pr
     assert (trace["llmCalls"], trace["usage"]["totalTokens"], trace["usage"]["promptTokens"]) == (1, 132, 120)
 
 
+
+def test_a_manual_copy_is_counted_once_in_the_agents_totals_too(sdk, proxied, fake, trace_id):
+    api = openai.OpenAI(base_url=f"{proxied.proxy}/v1", api_key="sk-x", max_retries=0,
+                        default_headers={"X-Trace-ID": trace_id, "X-Agent-Name": sdk._agent_name})
+    api.chat.completions.create(model="gpt-4o-mini", messages=QUESTION)
+    read_trace(proxied, trace_id, 2)
+    sdk.trace(trace_id).llm_response_sync("gpt-4o-mini", "openai", "Hello world",
+                                          usage={"promptTokens": 120, "completionTokens": 12, "totalTokens": 132})
+    assert kinds(proxied, trace_id, 3) == ["double_count"]
+    totals = httpx.get(f"{proxied.api}/agents/{sdk._agent_name}").json()["totals"]
+    assert (totals["eventCount"], totals["llmCalls"], totals["usage"]["totalTokens"]) == (3, 1, 132)
+
+
 def test_the_seed_docs_hybrid_pattern_raises_no_flag(sdk, proxied, fake, trace_id):
     api = chat(proxied, trace_id)
     api.chat.completions.create(model="gpt-4o-mini-tools", messages=QUESTION)

@@ -319,6 +319,8 @@ class Event(models.Model):
     cost_usd = models.DecimalField(max_digits=20, decimal_places=10, null=True)
     # Why cost_usd is null for an event that should have a price ("" when priced or not priceable).
     cost_note = models.CharField(max_length=255, blank=True, default="")
+    # False for a manual LLM response repeating a proxied one (a double_count flag): one turn, counted once.
+    counted = models.BooleanField(default=True)
 
     class Meta:
         constraints = [

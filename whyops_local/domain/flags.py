@@ -103,11 +103,6 @@ def flags_of(state: dict[str, Any] | None) -> list[dict[str, Any]]:
     return sorted((state or {}).get("flags", {}).values(), key=lambda f: (f["stepIds"][:1], f["kind"]))
 
 
-def uncounted_steps(state: dict[str, Any] | None) -> list[int]:
-    """Step ids of manual LLM responses that repeat a proxied one (left out of totals)."""
-    return [int(key.partition(":")[2]) for key in (state or {}).get("flags", {}) if key.startswith("double:")]
-
-
 def kinds_of(flags: Iterable[dict[str, Any]]) -> list[str]:
     found = {f["kind"] for f in flags}
     return [kind for kind in KINDS if kind in found]

@@ -12,4 +12,5 @@ class Migration(migrations.Migration):
         migrations.AddField(model_name="trace", name="flag_kinds",
                             field=models.CharField(blank=True, default="", max_length=255)),
         migrations.AddField(model_name="trace", name="open_call_at", field=models.DateTimeField(null=True)),
+        migrations.AddField(model_name="event", name="counted", field=models.BooleanField(default=True)),
     ]

@@ -8,11 +8,9 @@ through Django's autoescaping.
 
 from typing import Any
 
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 
-from ..domain import flags as flag_rules
 from ..domain.events import STEP_KIND_NAMES, TOOL_EVENTS
 from ..domain.spans import tool_spans
 from ..models import Event, Trace
@@ -101,9 +99,7 @@ def graph_data(trace: Trace) -> dict[str, Any]:
 
 
 def head_context(trace: Trace) -> dict[str, Any]:
-    # A manual copy of a proxied LLM response is one turn, counted once (as in the trace's totals).
-    copies = Q(step_id__in=flag_rules.uncounted_steps(trace.flag_state), event_type="llm_response", source=Event.SOURCE_SDK)
-    models = by_model(trace.events.exclude(copies))
+    models = by_model(trace.events.all())
     previous_run = (Trace.objects.filter(agent_id=trace.agent_id, started_at__lt=trace.started_at)
                     .order_by("-started_at").values_list("trace_id", flat=True).first())
     return {"trace": trace, "summary": trace.summary_dict(), "models": models, "split": split_totals(models),

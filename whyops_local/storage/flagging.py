@@ -55,6 +55,8 @@ def _uncount(trace: Trace, event: Event | None, step_id: int) -> None:
         event = trace.events.filter(step_id=step_id, event_type="llm_response", source=Event.SOURCE_SDK).first()
         if event is None:
             return
+    Event.objects.filter(pk=event.pk).update(counted=False)
+    event.counted = False
     trace.llm_calls -= 1
     for name in ("prompt_tokens", "completion_tokens", "cache_read_tokens", "cache_creation_tokens", "total_tokens"):
         setattr(trace, name, getattr(trace, name) - getattr(event, name))

@@ -268,6 +268,7 @@ def _build_event(batch: RowCache, item: EventIn, *, source: str, user: str | Non
         latency_ms=metadata.get("latencyMs"),
         cost_usd=cost,
         cost_note=note or "",
+        counted=True,
         **_tokens(item.eventType, usage),
     )
 

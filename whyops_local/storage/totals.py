@@ -15,19 +15,21 @@ from ..models import Event, money
 
 
 def _aggregates() -> dict[str, Any]:
+    # Usage and calls leave out a manual copy of a proxied LLM response (Event.counted): one turn, counted once.
+    counted = Q(counted=True)
     return {
         "events": Count("pk"),
         "traces": Count("trace", distinct=True),
-        "calls": Count("pk", filter=Q(event_type__in=PRICED_EVENTS)),  # LLM calls and embeddings
-        "llm_calls": Count("pk", filter=Q(event_type__in=LLM_EVENTS)),
+        "calls": Count("pk", filter=Q(event_type__in=PRICED_EVENTS) & counted),  # LLM calls and embeddings
+        "llm_calls": Count("pk", filter=Q(event_type__in=LLM_EVENTS) & counted),
         "errors": Count("pk", filter=Q(event_type="error")),
-        "prompt": Sum("prompt_tokens", default=0),
-        "output": Sum("completion_tokens", default=0),
-        "cache_read": Sum("cache_read_tokens", default=0),
-        "cache_write": Sum("cache_creation_tokens", default=0),
-        "tokens": Sum("total_tokens", default=0),
-        "cost": Sum("cost_usd"),
-        "unpriced": Count("pk", filter=Q(event_type__in=PRICED_EVENTS, cost_usd__isnull=True)),
+        "prompt": Sum("prompt_tokens", default=0, filter=counted),
+        "output": Sum("completion_tokens", default=0, filter=counted),
+        "cache_read": Sum("cache_read_tokens", default=0, filter=counted),
+        "cache_write": Sum("cache_creation_tokens", default=0, filter=counted),
+        "tokens": Sum("total_tokens", default=0, filter=counted),
+        "cost": Sum("cost_usd", filter=counted),
+        "unpriced": Count("pk", filter=Q(event_type__in=PRICED_EVENTS, cost_usd__isnull=True) & counted),
         "last": Max("timestamp"),
     }
 
