@@ -71,3 +71,10 @@ def test_long_runs_past_the_exact_table_realign_after_each_divergence():
     rows, first = alignment.align(a, b)
     assert first == 2 and len(a) > 3400
     assert [i for i, row in enumerate(rows) if not row["same"]] == [2 + 2 * i for i in (0, 500, 1000, 1500)]
+
+
+def test_odd_events_still_align():
+    odd = [ev(1, "user_message", "x"), {"eventType": "llm_response", "stepId": 2, "content": None, "metadata": None},
+           ev(3, "tool_call_request", {"toolCalls": "nope"}), ev(4, "error", {"message": None}), ev(5, "tool_result", [])]
+    rows, first = alignment.align(alignment.steps_of(odd), alignment.steps_of(odd))
+    assert first is None and len(rows) == 5

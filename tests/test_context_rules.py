@@ -59,3 +59,10 @@ def test_system_prompt_tools_and_token_change_between_calls():
     assert (change["systemPromptChanged"], change["toolsChanged"], change["promptTokensDelta"]) == (True, True, 180)
     first = context.context_change(2, None, request("A", []), response(120), None, None)
     assert (first["previousStepId"], first["systemPromptChanged"], len(first["appended"])) == (None, False, 1)
+
+
+def test_odd_messages_are_shown_not_raised():
+    odd = [None, 3, "text", {"role": 5, "content": [None, {"type": "text", "text": 7}, {"type": "tool_result"}]},
+           {"role": "assistant", "tool_calls": [None, {"function": {"name": "f"}}]}]
+    change = context.diff_messages([], odd)
+    assert len(change["appended"]) == len(odd)

@@ -8,7 +8,7 @@ class Run:
     """Feeds steps to one state, numbering them and a second apart."""
 
     def __init__(self):
-        self.state = flags.new_state()
+        self.state = {}
         self.n = 0
         self.uncounted = []
 
@@ -250,3 +250,14 @@ def test_past_fifty_steps_the_median_comes_from_the_histogram_within_its_bucket(
     assert run.state["dur"]["llm"]["x"] is None
     (flag,) = run.flagged("slow_step")
     assert flag["stepIds"] == [slow] and "median LLM call (1.1 s)" in flag["message"]  # true median 1.1 s
+
+
+def test_odd_content_never_raises():
+    run = Run()
+    odd = [None, "text", 3, [1, "x", {"text": 5}], {"content": [{"text": None}, 7], "toolCalls": "nope"},
+           {"toolCalls": [None, {"function": "x"}, {"function": {"name": {"a": 1}, "arguments": "{bad"}}]},
+           {"messages": [None, 1, {"role": 5, "content": [{"type": None}]}]}, {"toolResults": [1], "output": "x"}]
+    for content in odd:
+        for kind in ("user_message", "llm_response", "tool_call_request", "tool_call_response", "tool_result", "error"):
+            run.add(kind, content, metadata={"tool": {"x": 1}, "tools": "x", "systemPrompt": 5}, latency_ms=float(run.n))
+    assert isinstance(flags.flags_of(run.state), list)

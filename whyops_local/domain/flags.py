@@ -68,10 +68,6 @@ class Step:
     cache_read: int = 0
 
 
-def new_state() -> dict[str, Any]:
-    return {}
-
-
 def digest(value: Any) -> str:
     """A short fingerprint of a JSON value (crc32: it runs for every message of every request)."""
     if isinstance(value, str):
