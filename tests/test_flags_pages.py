@@ -93,6 +93,9 @@ def test_a_flag_marker_selects_its_step_in_place(live_server):
     with chromium() as driver:
         driver.get(f"{live_server.url}/traces/marker-run")
         wait_ready(driver)
+        flagged = driver.find_elements(By.CSS_SELECTOR, "#graph .node.flagged")
+        assert sorted(el.get_attribute("id") for el in flagged) == ["step-2", "step-3", "step-4"]
+        assert "called 3 times" in flagged[0].find_element(By.TAG_NAME, "title").get_attribute("textContent")
         driver.execute_script("window.__same_page = 1")
         driver.find_element(By.CSS_SELECTOR, '.flags a[data-step="4"]').click()
         deadline = time.monotonic() + 5

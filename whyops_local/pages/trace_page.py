@@ -95,7 +95,8 @@ def graph_data(trace: Trace) -> dict[str, Any]:
     dicts = [event.to_dict() for event in events]
     graph = build_graph(dicts)
     return {**graph, "timeline": timeline(dicts, tool_spans(dicts), graph),
-            "lastSeq": max((event.pk for event in events), default=0), "kindNames": STEP_KIND_NAMES}
+            "lastSeq": max((event.pk for event in events), default=0), "kindNames": STEP_KIND_NAMES,
+            "flags": trace.flags()}
 
 
 def head_context(trace: Trace) -> dict[str, Any]:
