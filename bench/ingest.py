@@ -1,6 +1,6 @@
 """Events per second through HTTP into a running whyops-local, beside raw sqlite3 inserts of the same rows.
 
-    python bench/ingest.py [--events 4000]
+    python bench/ingest.py [--events 4000] [--flags]
 
 Starts the real server (manage.py runserver, daphne) on a free port with a throwaway data dir,
 sends events with a minimal keep-alive HTTP/1.1 client (so the client's own cost stays small on
@@ -12,6 +12,10 @@ Targets: single-event requests from 8 clients >= 1,000 events/s; array ingest >=
 events/s, a throughput, measured with 4 senders. A lone sender waits for each answer before it
 sends the next array, so its rate is a latency figure (client, server and writer one after the
 other); it is printed beside, without a target.
+
+``--flags`` measures what finding flags as events are stored costs: a second server with
+``WHYOPS_FLAGS=0`` runs beside the first, each case alternates between them (best of two rounds
+each), and the rates print side by side. Target: flags cost < 10%.
 """
 
 import argparse
@@ -145,7 +149,33 @@ async def main(events: int) -> None:
         print(f"{name:36} {rate:10.0f} {raw:14.0f} {rate / raw:7.3f} {target or '':>8} {verdict}")
 
 
+FLAG_CASES = [("single-event requests, 1 client", 4, 1, 1), ("single-event requests, 8 clients", 1, 8, 1),
+              ("100-event arrays, 1 client", 1 / 5, 1, 100), ("100-event arrays, 4 clients", 1 / 5, 4, 100)]
+
+
+async def main_flags(events: int) -> None:
+    """The same cases on a server finding flags and one not, alternating, best of two rounds each."""
+    with (tempfile.TemporaryDirectory() as on_dir, tempfile.TemporaryDirectory() as off_dir,
+          run_server(Path(on_dir)) as on, run_server(Path(off_dir), env={"WHYOPS_FLAGS": "0"}) as off):
+        for server in (on, off):
+            await http_rate(server.port, 400, 8, 1)
+        rows = []
+        for name, divisor, clients, per_request in FLAG_CASES:
+            count = int(events / divisor)
+            rates = {"on": [], "off": []}
+            for _ in range(2):
+                for label, server in (("off", off), ("on", on)):
+                    rates[label].append(await http_rate(server.port, count, clients, per_request))
+            rows.append((name, max(rates["off"]), max(rates["on"])))
+    print(f"{'case':36} {'flags off/s':>12} {'flags on/s':>11} {'cost':>7}  (target < 10%)")
+    for name, without, with_flags in rows:
+        cost = 1 - with_flags / without
+        print(f"{name:36} {without:12.0f} {with_flags:11.0f} {cost:7.1%} {'ok' if cost < 0.10 else 'MISSED'}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=4000, help="events for the 8-client case (others scale)")
-    asyncio.run(main(parser.parse_args().events))
+    parser.add_argument("--flags", action="store_true", help="flags on and off side by side instead")
+    arguments = parser.parse_args()
+    asyncio.run(main_flags(arguments.events) if arguments.flags else main(arguments.events))

@@ -1,13 +1,15 @@
 import base64
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.db import models
 from django.db.models import Exists, OuterRef, Q, Subquery, TextField
 from django.db.models.functions import Cast
+from django.utils import timezone
 
+from .domain import flags as flag_rules
 from .domain.events import KIND_NAMES
 from .domain.pricing import Tokens, family, split_model
 from .domain.schemas import Invalid
@@ -49,6 +51,11 @@ class TokenColumns(models.Model):
         tokens = self.tokens
         return {"promptTokens": tokens.prompt, "completionTokens": tokens.output, "cacheReadTokens": tokens.cache_read,
                 "cacheCreationTokens": tokens.cache_write, "totalTokens": self.total_tokens}
+
+
+# The token columns of Event and Trace, in one meaning each (input uncached; reasoning is part of output).
+TOKEN_COLUMNS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "output_tokens",
+                 "reasoning_tokens", "total_tokens")
 
 
 class AgentQuerySet(models.QuerySet):
@@ -135,12 +142,12 @@ def of_model(spelling: str) -> Q:
 
 class TraceQuerySet(models.QuerySet):
     def filtered(self, agent: str = "", user: str = "", model: str = "", q: str = "", has_error: bool | None = None,
-                 changed_after: int | None = None) -> "TraceQuerySet":
+                 changed_after: int | None = None, flag: str = "") -> "TraceQuerySet":
         """Traces matching the list filters (API and pages), newest activity first, each with
         ``last_seq``: the live-update sequence number of its newest event."""
         newest_event = Event.objects.filter(trace=OuterRef("pk")).order_by("-pk").values("pk")[:1]
         traces = (self.select_related("agent", "agent_version").order_by("-last_event_at", "-pk")
-                  .annotate(last_seq=Subquery(newest_event)))
+                  .defer("flag_state").annotate(last_seq=Subquery(newest_event)))
         if agent:
             traces = traces.filter(agent__name=agent)
         if user:
@@ -154,7 +161,17 @@ class TraceQuerySet(models.QuerySet):
             traces = traces.filter(Q(trace_id__icontains=q) | Exists(text.filter(trace=OuterRef("pk"), text__icontains=q)))
         if changed_after is not None:
             traces = traces.filter(Exists(Event.objects.filter(trace=OuterRef("pk"), pk__gt=changed_after)))
+        if flag:
+            traces = traces.with_flag(flag)
         return traces
+
+    def with_flag(self, kind: str) -> "TraceQuerySet":
+        """Traces flagged ``kind``; for ``dangling_tool`` also those with a call open for too long by now."""
+        flagged = Q(flag_kinds__contains=f",{kind},")
+        if kind == "dangling_tool":
+            waited = timezone.now() - timedelta(seconds=flag_rules.DANGLING_AFTER_S)
+            flagged |= Q(open_call_at__lt=waited)
+        return self.filter(flagged)
 
     def keyset_page(self, limit: int, cursor: str = "") -> "tuple[list[Trace], str | None]":
         """Up to ``limit`` traces (newest activity first) after ``cursor``, and the next page's cursor.
@@ -187,6 +204,11 @@ class Trace(TokenColumns):
     cost_usd = models.DecimalField(max_digits=20, decimal_places=10, null=True)
     # Count of priced-kind events (LLM calls, embeddings) with no known price.
     unpriced_count = models.PositiveIntegerField(default=0)
+    # What domain.flags keeps between events (its flags among it), updated with the totals.
+    flag_state = models.JSONField(default=dict)
+    # ",kind,kind," of the flags found, and when the longest-open tool call started: for the list filter.
+    flag_kinds = models.CharField(max_length=255, blank=True, default="")
+    open_call_at = models.DateTimeField(null=True)
 
     objects = TraceQuerySet.as_manager()
 
@@ -215,6 +237,21 @@ class Trace(TokenColumns):
             return 0.0 if self.cost_complete else None
         return money(self.cost_usd)
 
+    def flags(self) -> list[dict[str, Any]]:
+        """Flags found as events arrived, and tool calls that by now waited too long for an answer."""
+        found = flag_rules.flags_of(self.flag_state)
+        if self.open_call_at is not None:
+            found += flag_rules.dangling(self.flag_state, timezone.now().timestamp())
+        return found
+
+    def flag_names(self) -> list[str]:
+        """The kinds of flags() from the trace's own columns (lists leave the flag state unread)."""
+        kinds = [kind for kind in self.flag_kinds.split(",") if kind]
+        waited = timezone.now() - timedelta(seconds=flag_rules.DANGLING_AFTER_S)
+        if self.open_call_at is not None and self.open_call_at < waited:
+            kinds.append("dangling_tool")
+        return flag_rules.kinds_of({"kind": kind} for kind in kinds)
+
     def summary_dict(self) -> dict[str, Any]:
         """The read API's TraceSummary (docs/whyops-protocol.md §6)."""
         return {
@@ -234,6 +271,7 @@ class Trace(TokenColumns):
             "usage": self.tokens_as_usage(),
             "costUsd": self.cost_usd_or_none,
             "costComplete": self.cost_complete,
+            "flags": self.flag_names(),
         }
 
 
@@ -308,6 +346,8 @@ class Event(TokenColumns):
     cost_usd = models.DecimalField(max_digits=20, decimal_places=10, null=True)
     # Why cost_usd is null for an event that should have a price ("" when priced or not priceable).
     cost_note = models.CharField(max_length=255, blank=True, default="")
+    # False for a manual LLM response repeating a proxied one (a double_count flag): one turn, counted once.
+    counted = models.BooleanField(default=True)
 
     class Meta:
         constraints = [

@@ -27,6 +27,8 @@ WHYOPS_MAX_BODY_BYTES = int(os.environ.get("WHYOPS_MAX_BODY_BYTES", 32 * 1024 * 
 DATA_UPLOAD_MAX_MEMORY_SIZE = WHYOPS_MAX_BODY_BYTES
 # Database writes go to one writer process (storage/writer.py); tests write on their own thread instead.
 WHYOPS_DEDICATED_WRITER = True
+# Flags (domain/flags.py) found as events are stored; "0" turns them off (for measuring their cost).
+WHYOPS_FLAGS = os.environ.get("WHYOPS_FLAGS", "1") != "0"
 # A JSON file of per-million-token prices that win over the bundled ones (README "Prices").
 WHYOPS_PRICES_FILE = os.environ.get("WHYOPS_PRICES_FILE") or None
 

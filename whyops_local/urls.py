@@ -4,6 +4,7 @@ from django.views.decorators.http import require_POST
 
 from .http.api import agent_init, api
 from .pages.agents import agent_list, agent_page
+from .pages.compare import compare_page
 from .pages.trace_list import trace_list
 from .pages.trace_page import trace_page
 from .pages.users import user_page
@@ -32,6 +33,7 @@ urlpatterns = [
     path("agents/", agent_list, name="agent_list"),
     path("agents/<path:name>/", agent_page, name="agent"),
     path("users/<path:user_id>/", user_page, name="user"),
+    path("compare/", compare_page, name="compare"),
     # Each proxy route with and without /v1: sdk.openai() sets a base URL without it (docs/whyops-protocol.md §5).
     *[path(f"proxy/{prefix}{route}", proxy.proxy, {"route": target})
       for route, target in _proxy_routes.items() for prefix in ("v1/", "")],

@@ -7,6 +7,10 @@ connection in the middle of a stream, ``tools`` answers with tool calls; an ``x-
 answers that status too. Every request is kept in ``requests`` and every answer's exact bytes in ``sent``.
 An ``X-Fake-Id: <n>`` header fixes the number in the answer's ids, so two requests can be answered with
 the same bytes.
+The model names ``varied`` (tool arguments that change with each round of tool results, as a working
+agent's do), ``truncated`` (answers cut at the token limit), ``empty`` (no text) and ``cached`` (2,048
+cache-read tokens while the system prompt and tools stay those of the previous ``cached`` call; 0 read,
+2,048 written when they change) serve the flag tests.
 
 ``FakeUpstream(agentic=True)`` (the demo's) answers as a model in an agent loop does instead: it calls the
 offered tools until the conversation ends with their results, then sums those results up, taking 150 ms
@@ -73,6 +77,7 @@ class FakeUpstream:
         self._calls = 0
         self._lock = threading.Lock()
         self._request = threading.local()  # each request is handled on a thread of its own
+        self._cached_prefix: str | None = None
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -199,7 +204,7 @@ class FakeUpstream:
 
     def _text(self, body: dict) -> str:
         if not self.agentic:
-            return "Hello world"
+            return "" if "empty" in _model(body) else "Hello wor" if "truncated" in _model(body) else "Hello world"
         results = _tool_results(body)
         if results:
             return f"From the tools: {'; '.join(results)}."
@@ -232,6 +237,29 @@ class FakeUpstream:
                 "cache_creation": {"ephemeral_5m_input_tokens": written, "ephemeral_1h_input_tokens": 0},
                 "output_tokens": 48, "service_tier": "standard"}
 
+    def _cache_read(self, body: dict) -> int | None:
+        """For a ``cached`` model: 2,048 tokens read when the prompt prefix is the previous call's, else 0."""
+        if "cached" not in _model(body):
+            return None
+        system = body.get("system") or [m for m in body.get("messages") or [] if m.get("role") == "system"]
+        prefix = json.dumps([system, body.get("tools")], sort_keys=True)
+        with self._lock:
+            hit, self._cached_prefix = prefix == self._cached_prefix, prefix
+        return 2048 if hit else 0
+
+    @staticmethod
+    def _city(body: dict) -> str:
+        """Paris, unless a ``varied`` model asks: then one city per round of tool results so far."""
+        if "varied" not in _model(body):
+            return "Paris"
+        rounds = sum(1 for m in body.get("messages") or [] if m.get("role") == "tool" or (
+            isinstance(m.get("content"), list) and any(isinstance(b, dict) and b.get("type") == "tool_result"
+                                                       for b in m["content"])))
+        return ["Paris", "Lyon", "Nice", "Lille", "Brest"][rounds % 5]
+
+    def _tz(self, body: dict) -> dict[str, str]:
+        return {"tz": "CET", **({"city": self._city(body)} if "varied" in _model(body) else {})}
+
     # --- OpenAI -------------------------------------------------------------------------------
 
     def _chat(self, body: dict) -> Any:
@@ -239,15 +267,18 @@ class FakeUpstream:
         tools, text = self._calls_tools(body), self._text(body)
         calls = [{"id": f"call_{n}_{i}", "type": "function",
                   "function": {"name": name, "arguments": json.dumps(args)}}
-                 for i, (name, args) in enumerate([("get_weather", {"city": "Paris"}), ("get_time", {"tz": "CET"})])]
+                 for i, (name, args) in enumerate([("get_weather", {"city": self._city(body)}), ("get_time", self._tz(body))])]
         usage = self._openai_usage(body)
         head = {"id": f"chatcmpl-{n}", "created": 1700000000, "model": _model(body), "system_fingerprint": "fp_fake"}
+        if (read := self._cache_read(body)) is not None:
+            usage = {**usage, "prompt_tokens": 2200, "total_tokens": 2212, "prompt_tokens_details": {"cached_tokens": read}}
         if not body.get("stream"):
             message = {"role": "assistant", "content": None if tools else text, "refusal": None}
             if tools:
                 message["tool_calls"] = calls
+            finish = "tool_calls" if tools else "length" if "truncated" in _model(body) else "stop"
             return {**head, "object": "chat.completion", "usage": usage, "choices": [
-                {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls" if tools else "stop"}]}
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}]}
 
         # Asked for usage, OpenAI adds "usage": null to every chunk and a usage-only chunk at the end.
         include_usage = (body.get("stream_options") or {}).get("include_usage")
@@ -336,14 +367,20 @@ class FakeUpstream:
         n = self.next_id()
         thinking = bool(body.get("thinking"))
         tools, text, usage = self._calls_tools(body), self._text(body), self._anthropic_usage(body)
+        if (read := self._cache_read(body)) is not None:
+            usage = {**usage, "cache_read_input_tokens": read, "cache_creation_input_tokens": 2048 - read,
+                     "cache_creation": {"ephemeral_5m_input_tokens": 2048 - read, "ephemeral_1h_input_tokens": 0}}
         blocks = []
         if thinking:
             blocks.append({"type": "thinking", "thinking": "Let me think.", "signature": "c2lnbmF0dXJl"})
-        blocks.append({"type": "text", "text": text})
+        if text:
+            blocks.append({"type": "text", "text": text})
         if tools:
-            blocks.append({"type": "tool_use", "id": f"toolu_{n}", "name": "get_weather", "input": {"city": "Paris"}})
+            blocks.append({"type": "tool_use", "id": f"toolu_{n}", "name": "get_weather",
+                           "input": {"city": self._city(body)}})
+        stop = "tool_use" if tools else "max_tokens" if "truncated" in _model(body) else "end_turn"
         message = {"id": f"msg_{n}", "type": "message", "role": "assistant", "model": _model(body),
-                   "content": blocks, "stop_reason": "tool_use" if tools else "end_turn", "stop_sequence": None,
+                   "content": blocks, "stop_reason": stop, "stop_sequence": None,
                    "usage": usage}
         if not body.get("stream"):
             return message

@@ -4,6 +4,7 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 
+from ..domain import flags as flag_rules
 from ..domain import pricing
 from ..domain.schemas import AgentInitIn, EventIn, Invalid, parse_agent_init
 from ..domain.spans import tool_spans
@@ -11,6 +12,7 @@ from ..models import Agent, Event, Trace
 from ..storage.rows import register_agent
 from ..storage.totals import as_api, no_events, totals, totals_by
 from ..storage.writer import write
+from . import analysis
 from .guards import error_response, key_refusal, read_body
 from .ingest import ingest
 
@@ -65,11 +67,16 @@ async def health(request: HttpRequest):
 
 @api.get("/traces", summary="Traces, newest activity first, with keyset paging")
 def list_traces(request: HttpRequest, agent: str = "", user: str = "", model: str = "", q: str = "",
-                has_error: bool | None = None, limit: int = 50, cursor: str = "", changed_after: int | None = None):
+                has_error: bool | None = None, limit: int = 50, cursor: str = "", changed_after: int | None = None,
+                flag: str = ""):
     """``changed_after=<seq>``: only traces with events stored after that live-update sequence number
-    (what a reconnecting page missed). Each trace's ``lastSeq`` is the newest of its events' sequence."""
+    (what a reconnecting page missed). Each trace's ``lastSeq`` is the newest of its events' sequence.
+    ``flag=<kind>``: only traces with that flag (``tool_loop``, ``truncated``, ...)."""
+    if flag and flag not in flag_rules.KINDS:
+        return error_response(400, "Validation failed", [{"field": "flag", "code": "value_error",
+                                                          "message": f"one of {', '.join(flag_rules.KINDS)}"}])
     limit = max(1, min(limit, 500))
-    traces = Trace.objects.filtered(agent, user, model, q, has_error, changed_after)
+    traces = Trace.objects.filtered(agent, user, model, q, has_error, changed_after, flag)
     try:
         page, next_cursor = traces.keyset_page(limit, cursor)
     except Invalid as exc:
@@ -82,7 +89,21 @@ def trace_detail(trace: Trace, after: int | None = None) -> dict:
     if after is not None:
         events = events.filter(pk__gt=after)
     dicts = [e.to_dict() for e in events]
-    return {**trace.summary_dict(), "events": dicts, "spans": tool_spans(dicts)}
+    return {**trace.summary_dict(), "events": dicts, "spans": tool_spans(dicts), "flags": trace.flags()}
+
+
+# Before /traces/{path:trace_id}, which would take the whole rest of the path as the trace id.
+@api.get("/traces/{path:trace_id}/steps/{step_id}/context",
+         summary="What changed in the prompt since the trace's previous LLM call")
+def get_step_context(request: HttpRequest, trace_id: str, step_id: int):
+    """``stepId``: an LLM response or the request before it. Messages appended, removed and edited, whether the
+    system prompt or the tools changed, and the prompt tokens of both calls."""
+    return analysis.step_context(trace_id, step_id)
+
+
+@api.get("/compare", summary="Two runs aligned step by step, their first divergence and the differences in totals")
+def compare_traces(request: HttpRequest, a: str = "", b: str = ""):
+    return analysis.compare(a, b)
 
 
 @api.get("/traces/{path:trace_id}", summary="One trace with its events in step order and its tool spans")

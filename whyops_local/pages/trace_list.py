@@ -2,6 +2,7 @@
 
 from django.http import HttpRequest, HttpResponse
 
+from ..domain import flags as flag_rules
 from ..domain.schemas import Invalid
 from ..models import Agent, Event, Trace
 from .site import page, render
@@ -22,12 +23,15 @@ def _has_error(value: str) -> bool | None:
 
 @page
 def trace_list(request: HttpRequest) -> HttpResponse:
-    filters = {key: request.GET.get(key, "").strip() for key in ("agent", "user", "model", "q", "has_error")}
+    filters = {key: request.GET.get(key, "").strip() for key in ("agent", "user", "model", "q", "has_error", "flag")}
+    if filters["flag"] not in flag_rules.KINDS:
+        filters["flag"] = ""
     cursor = request.GET.get("cursor", "")
     live_rows = request.GET.get("partial") == "rows"
     traces = Trace.objects.filtered(filters["agent"], filters["user"], filters["model"], filters["q"],
                              _has_error(filters["has_error"]),
-                             changed_after=_int(request.GET.get("changed_after")) or 0 if live_rows else None)
+                             changed_after=_int(request.GET.get("changed_after")) or 0 if live_rows else None,
+                             flag=filters["flag"])
     if live_rows:
         # What the live list fetches when told of new events: the rows changed since it last looked.
         return render(request, "components/trace_row_list.html", {"traces": traces[:PAGE_SIZE]})
@@ -48,6 +52,7 @@ def trace_list(request: HttpRequest) -> HttpResponse:
         "bad_cursor": bad_cursor,
         "filtered": filtered,
         "empty": empty,
+        "flag_kinds": flag_rules.KINDS,
         "agents": Agent.objects.order_by("name").values_list("name", flat=True),
         # Distinct over the model index; capped so a pathological store cannot slow the page.
         "models": Event.objects.exclude(model="").order_by("model").values_list("model", flat=True).distinct()[:100],

@@ -16,6 +16,7 @@ from ..domain import pricing
 from ..domain.events import PRICED_EVENTS, STEP_KIND_NAMES, TOOL_EVENTS
 from ..domain.spans import tool_spans
 from ..models import Event, Trace
+from ..storage.analysis import call_context
 from ..storage.totals import by_model
 from . import display
 from .graph import build_graph, node_id_for, timeline
@@ -62,6 +63,7 @@ def _describe(event: Event) -> dict[str, Any]:
         view["answer"] = display.blocks(body.get("content")) if isinstance(event.content, dict) else display.blocks(event.content)
         view["tool_calls"] = [display.tool_call(call) for call in body.get("toolCalls") or []]
         view["finish_reason"] = body.get("finishReason")
+        view["context"] = call_context(event.trace, event.step_id)
     elif kind == "llm_thinking":
         view["thinking"] = display.thinking_block(event.content)
     elif kind == "tool_result":
@@ -105,13 +107,16 @@ def graph_data(trace: Trace) -> dict[str, Any]:
     dicts = [event.to_dict() for event in events]
     graph = build_graph(dicts)
     return {**graph, "timeline": timeline(dicts, tool_spans(dicts), graph),
-            "lastSeq": max((event.pk for event in events), default=0), "kindNames": STEP_KIND_NAMES}
+            "lastSeq": max((event.pk for event in events), default=0), "kindNames": STEP_KIND_NAMES,
+            "flags": trace.flags()}
 
 
 def head_context(trace: Trace) -> dict[str, Any]:
     models = by_model(trace.events.all())
+    previous_run = (Trace.objects.filter(agent_id=trace.agent_id, started_at__lt=trace.started_at)
+                    .order_by("-started_at").values_list("trace_id", flat=True).first())
     return {"trace": trace, "summary": trace.summary_dict(), "models": models, "split": trace.tokens,
-            "breakdowns": _summed_breakdowns(trace)}
+            "breakdowns": _summed_breakdowns(trace), "flags": trace.flags(), "previous_run": previous_run}
 
 
 def _summed_breakdowns(trace: Trace) -> list[dict[str, Any]]:

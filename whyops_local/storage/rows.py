@@ -16,7 +16,8 @@ from ..domain import jsontext, pricing, versioning
 from ..domain.events import LLM_EVENTS, PRICED_EVENTS, TOOL_SPAN_STARTS
 from ..domain.schemas import EventIn
 from ..domain.versioning import version_hash
-from ..models import Agent, AgentVersion, Event, Exchange, Trace
+from ..models import TOKEN_COLUMNS, Agent, AgentVersion, Event, Exchange, Trace
+from . import flagging
 
 
 @dataclass
@@ -207,14 +208,14 @@ def _token_columns(tokens: pricing.Tokens) -> dict[str, int]:
             "output_tokens": tokens.output, "reasoning_tokens": tokens.reasoning, "total_tokens": tokens.total}
 
 
-_TOKEN_FIELDS = ("input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens", "output_tokens",
-                 "reasoning_tokens", "total_tokens")
+_TOKEN_FIELDS = TOKEN_COLUMNS
 
 
 # The trace columns _add_to_trace and _next_step change.
 _TRACE_TOTALS = (
     "started_at", "last_event_at", "max_step", "event_count", "error_count", "llm_calls", "tool_calls",
     *_TOKEN_FIELDS, "model_names", "cost_usd", "unpriced_count", "external_user_id", "agent_version_id",
+    *flagging.FLAG_COLUMNS,
 )
 
 
@@ -282,6 +283,7 @@ def _build_event(batch: RowCache, item: EventIn, *, source: str, user: str | Non
         latency_ms=metadata.get("latencyMs"),
         cost_usd=cost,
         cost_note=note or "",
+        counted=True,
         **_token_columns(tokens),
     )
 
@@ -439,8 +441,10 @@ def _record(batch: RowCache, job: EventsJob) -> list[Saved]:
     for event in pending:
         trace = batch.traces[event.trace.trace_id]
         _add_to_trace(trace, event)
+        flagging.observe(trace, event)
         touched[trace.pk] = trace
     for trace in touched.values():
+        flagging.settle(trace)
         _save_totals(trace)
     created = iter(pending)
     return [result or Saved(next(created), "saved") for result in results]

@@ -21,16 +21,18 @@ def tokens_of(figures: dict[str, Any]) -> pricing.Tokens:
 
 
 def _aggregates() -> dict[str, Any]:
+    # Usage and calls leave out a manual copy of a proxied LLM response (Event.counted): one turn, counted once.
+    counted = Q(counted=True)
     return {
         "events": Count("pk"),
         "traces": Count("trace", distinct=True),
-        "calls": Count("pk", filter=Q(event_type__in=PRICED_EVENTS)),  # LLM calls and embeddings
-        "llm_calls": Count("pk", filter=Q(event_type__in=LLM_EVENTS)),
+        "calls": Count("pk", filter=Q(event_type__in=PRICED_EVENTS) & counted),  # LLM calls and embeddings
+        "llm_calls": Count("pk", filter=Q(event_type__in=LLM_EVENTS) & counted),
         "errors": Count("pk", filter=Q(event_type="error")),
-        **{bucket: Sum(f"{bucket}_tokens", default=0) for bucket in _BUCKETS},
-        "tokens": Sum("total_tokens", default=0),
-        "cost": Sum("cost_usd"),
-        "unpriced": Count("pk", filter=Q(event_type__in=PRICED_EVENTS, cost_usd__isnull=True)),
+        **{bucket: Sum(f"{bucket}_tokens", default=0, filter=counted) for bucket in _BUCKETS},
+        "tokens": Sum("total_tokens", default=0, filter=counted),
+        "cost": Sum("cost_usd", filter=counted),
+        "unpriced": Count("pk", filter=Q(event_type__in=PRICED_EVENTS, cost_usd__isnull=True) & counted),
         "last": Max("timestamp"),
     }
 

@@ -6,6 +6,7 @@ from typing import Any
 from django import template
 
 from ..domain.events import KIND_NAMES
+from ..domain.flags import KINDS as FLAG_NAMES
 from ..pages.display import pretty_json
 
 register = template.Library()
@@ -88,3 +89,23 @@ def cost(value: Any, note: str = "", complete: bool = True) -> dict[str, Any]:
 @register.filter
 def kindname(value: str) -> str:
     return KIND_NAMES.get(value, value)
+
+
+@register.filter
+def flagname(kind: str) -> str:
+    return FLAG_NAMES.get(kind, kind)
+
+
+@register.filter
+def signed(value: Any) -> str:
+    """A difference with its sign: +3, −2, 0."""
+    if value is None:
+        return "–"
+    return f"+{value:,}" if value > 0 else f"−{-value:,}" if value < 0 else "0"
+
+
+@register.filter
+def signed_usd(value: Any) -> str:
+    if value is None:
+        return "price unknown"
+    return ("+" if value > 0 else "−" if value < 0 else "") + usd(abs(value))

@@ -22,8 +22,22 @@ if (data.nodes.length > COLLAPSE_OVER && data.turns.length > 1) {
 
 function draw() {
   renderGraph(graphEl, data, { collapsed: state.collapsed, selected: state.selected, onSelect: select, onToggle: toggle });
+  markFlags();
   const el = document.getElementById(`step-${state.selected}`);
   if (el) el.scrollIntoView({ block: "nearest" });
+}
+
+// A flag's steps are outlined in the graph, with the flag's message as their tooltip (SVG <title>).
+function markFlags() {
+  for (const flag of data.flags || []) {
+    for (const stepId of flag.stepIds) {
+      const el = document.getElementById(`step-${stepId}`);
+      if (!el) continue;
+      el.classList.add("flagged");
+      const title = el.querySelector(":scope > title") ?? el.appendChild(document.createElementNS("http://www.w3.org/2000/svg", "title"));
+      title.textContent = `${title.textContent}\n⚑ ${flag.message}`.trim();
+    }
+  }
 }
 
 // Re-fetch graph and timeline from the server and redraw, keeping selection and collapsed turns.
@@ -120,6 +134,13 @@ const update = coalesce(async () => {
   url.searchParams.set("partial", "head");
   const response = await fetch(url, { headers: { Accept: "text/html" } });
   if (response.ok) head.innerHTML = await response.text(); // Django's template, escaped server-side
+});
+// Flag markers and "previous call" links name a step: select it in place when it is a node here.
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("a[data-step]");
+  if (!link || !nodeById.has(link.dataset.step)) return;
+  event.preventDefault();
+  select(link.dataset.step);
 });
 const traceId = document.getElementById("trace-id").textContent;
 connectLive(`/ws/traces/${encodeURIComponent(traceId).replaceAll("%2F", "/")}`, {
