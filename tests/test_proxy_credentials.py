@@ -71,7 +71,7 @@ def keyed_without_provider_keys(fake_upstream, tmp_path_factory):
 
 
 @pytest.mark.parametrize("authorization", ["Bearer whyops-local-key", "bearer whyops-local-key",
-                                           "BEARER  whyops-local-key ", "bEaReR whyops-local-key"])
+                                           "BEARER  whyops-local-key", "bEaReR whyops-local-key"])
 def test_the_whyops_key_never_goes_upstream_however_bearer_is_spelled(keyed_without_provider_keys, fake, authorization):
     answer = httpx.post(f"{keyed_without_provider_keys.proxy}/v1/chat/completions",
                         json={"model": "gpt-4o-mini", "messages": MESSAGES}, headers={"Authorization": authorization})
