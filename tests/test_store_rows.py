@@ -28,7 +28,7 @@ def test_a_hot_path_event_is_the_event_django_would_build():
         "agent_version_id": None, "event_type": "llm_response", "step_id": 3, "parent_step_id": 2, "span_id": "s",
         "external_user_id": None, "idempotency_key": "k", "source": "proxy", "model": "m", "provider": "p",
         "latency_ms": 1.5, "prompt_tokens": 1, "completion_tokens": 2, "cache_read_tokens": 0,
-        "cache_creation_tokens": 0, "total_tokens": 3, "cost_note": "", **VALUES,
+        "cache_creation_tokens": 0, "total_tokens": 3, "cost_note": "", "packing": None, **VALUES,
     }
     fast = store._new_event({"trace": trace, "agent": agent, "exchange": exchange}, **values)
     usual = Event(trace=trace, agent=agent, exchange=exchange, **values)

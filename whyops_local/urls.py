@@ -23,6 +23,8 @@ _proxy_routes = {
 urlpatterns = [
     path("api/", api.urls),
     path("api/exchanges/<int:pk>", proxy.exchange),
+    path("api/exchanges/<int:pk>/request", proxy.exchange_request),
+    path("api/exchanges/<int:pk>/response", proxy.exchange_response),
     # The SDK's fallback for agent registration, on the proxy base URL (docs/whyops-protocol.md §3).
     path("proxy/v1/agents/init", proxy_agent_init),
     path("proxy/agents/init", proxy_agent_init),

@@ -17,6 +17,7 @@ from ..domain.events import LLM_EVENTS, PRICED_EVENTS, TOOL_SPAN_STARTS
 from ..domain.schemas import EventIn
 from ..domain.versioning import version_hash
 from ..models import Agent, AgentVersion, Event, Exchange, Trace
+from .content import Known, Listed, pack_events, restore
 
 
 @dataclass
@@ -106,6 +107,8 @@ class RowCache:
         self.latest_versions: dict[str, str | None] = {}
         self.versions: dict[tuple[str, str], str] = {}  # (agent id, version hash) -> version id
         self.traces: dict[str, Trace] = {}
+        self.requests: dict[str, Known] = {}  # trace id -> its newest proxied request body (content.py)
+        self.message_lists: dict[int, Listed | None] = {}  # trace pk -> its newest packed message list
 
     def revalidate(self) -> None:
         """Forget what may have changed since the last transaction; call inside a write transaction."""
@@ -267,6 +270,7 @@ def _build_event(batch: RowCache, item: EventIn, *, source: str, user: str | Non
         latency_ms=metadata.get("latencyMs"),
         cost_usd=cost,
         cost_note=note or "",
+        packing=None,
         **_tokens(item.eventType, usage),
     )
 
@@ -419,7 +423,9 @@ def _record(batch: RowCache, job: EventsJob) -> list[Saved]:
             keys_in_request[key] = built
         pending.append(built)
         results.append(None)
+    originals = pack_events(pending, batch)
     _insert(pending)
+    restore(originals, batch)
     touched = {}
     for event in pending:
         trace = batch.traces[event.trace.trace_id]
