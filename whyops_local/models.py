@@ -5,8 +5,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import models
-from django.db.models import Exists, OuterRef, Q, Subquery, TextField
-from django.db.models.functions import Cast
+from django.db.models import Exists, OuterRef, Q, Subquery
 
 from .domain.delta import unsqueeze
 from .domain.events import KIND_NAMES
@@ -114,8 +113,9 @@ class TraceQuerySet(models.QuerySet):
         if model:
             traces = traces.filter(Exists(Event.objects.filter(trace=OuterRef("pk"), model=model)))
         if q:
-            text = Event.objects.annotate(text=Cast("content", TextField()))
-            traces = traces.filter(Q(trace_id__icontains=q) | Exists(text.filter(trace=OuterRef("pk"), text__icontains=q)))
+            from .storage.search import matching
+
+            traces = traces.filter(matching(q))
         if changed_after is not None:
             traces = traces.filter(Exists(Event.objects.filter(trace=OuterRef("pk"), pk__gt=changed_after)))
         return traces

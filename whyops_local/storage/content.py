@@ -121,19 +121,21 @@ def _messages_of(event: Event) -> list | None:
     return messages if isinstance(messages, list) and len(messages) >= 2 else None
 
 
-def _blob_ids(trace_pk: int, texts: list[str]) -> list[int]:
-    """Ids of the trace's blobs for these message texts, storing the ones it does not have."""
+def _blob_ids(trace_pk: int, texts: list[str], messages: list, created: list) -> list[int]:
+    """Ids of the trace's blobs for these message texts, storing the ones it does not have (added to
+    ``created`` as ``(id, trace pk, message)``)."""
     digests = [delta.digest(text.encode()) for text in texts]
     have: dict[bytes, int] = {}
     unique = list(dict.fromkeys(digests))
     for start in range(0, len(unique), _IN_CHUNK):
         rows = MessageBlob.objects.filter(trace_id=trace_pk, digest__in=unique[start:start + _IN_CHUNK])
         have.update((bytes(d), pk) for d, pk in rows.values_list("digest", "pk"))
-    new = {d: text for d, text in zip(digests, texts, strict=True) if d not in have}
+    new = {d: (text, message) for d, text, message in zip(digests, texts, messages, strict=True) if d not in have}
     if new:
-        created = MessageBlob.objects.bulk_create(
-            [MessageBlob(trace_id=trace_pk, digest=d, data=text) for d, text in new.items()])
-        have.update((blob.digest, blob.pk) for blob in created)
+        blobs = MessageBlob.objects.bulk_create(
+            [MessageBlob(trace_id=trace_pk, digest=d, data=text) for d, (text, _) in new.items()])
+        have.update((blob.digest, blob.pk) for blob in blobs)
+        created += [(blob.pk, trace_pk, message) for blob, (_, message) in zip(blobs, new.values(), strict=True)]
     return [have[d] for d in digests]
 
 
@@ -180,12 +182,14 @@ def _last_listed(trace_pk: int) -> Listed | None:
     return Listed(row[0], _message_ids({row[0]: row[1]})[row[0]], row[1].get("depth", 0))
 
 
-def pack_events(events: list[Event], cache) -> list[tuple[Event, Any, Any, list[int]]]:
-    """Store the repeated parts of these unsaved events apart; returns what ``restore`` puts back after
-    the insert, so the caller keeps whole events. ``cache``: the writer's RowCache."""
+def pack_events(events: list[Event], cache) -> tuple[list[tuple[Event, Any, Any, list[int]]], list]:
+    """Store the repeated parts of these unsaved events apart. Returns what ``restore`` puts back after
+    the insert, so the caller keeps whole events, and the messages stored for the first time
+    (``(blob id, trace pk, message)``). ``cache``: the writer's RowCache."""
     packable = [(event, messages) for event in events if (messages := _messages_of(event)) is not None]
+    created: list = []
     if not packable:
-        return []
+        return [], created
     versions = _version_values({e.agent_version_id for e, _ in packable if e.agent_version_id})
     originals = []
     for event, messages in packable:
@@ -193,7 +197,7 @@ def pack_events(events: list[Event], cache) -> list[tuple[Event, Any, Any, list[
             texts = [jsontext.dumps(message) for message in messages]
         except (TypeError, ValueError):
             continue
-        ids = _blob_ids(event.trace_id, texts)
+        ids = _blob_ids(event.trace_id, texts, messages, created)
         originals.append((event, event.content, event.metadata, ids))
         if event.trace_id not in cache.message_lists:
             cache.message_lists[event.trace_id] = _last_listed(event.trace_id)
@@ -202,7 +206,7 @@ def pack_events(events: list[Event], cache) -> list[tuple[Event, Any, Any, list[
         event.packing = _list_packing(ids, cache.message_lists[event.trace_id])
         if keys := _pack_metadata(event, versions):
             event.packing["version"] = keys
-    return originals
+    return originals, created
 
 
 def restore(originals: list[tuple[Event, Any, Any, list[int]]], cache) -> None:

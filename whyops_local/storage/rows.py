@@ -17,6 +17,7 @@ from ..domain.events import LLM_EVENTS, PRICED_EVENTS, TOOL_SPAN_STARTS
 from ..domain.schemas import EventIn
 from ..domain.versioning import version_hash
 from ..models import Agent, AgentVersion, Event, Exchange, Trace
+from . import search
 from .content import Known, Listed, pack_events, restore
 
 
@@ -423,8 +424,9 @@ def _record(batch: RowCache, job: EventsJob) -> list[Saved]:
             keys_in_request[key] = built
         pending.append(built)
         results.append(None)
-    originals = pack_events(pending, batch)
+    originals, new_messages = pack_events(pending, batch)
     _insert(pending)
+    search.index(pending, {event.pk for event, *_ in originals}, new_messages)
     restore(originals, batch)
     touched = {}
     for event in pending:
