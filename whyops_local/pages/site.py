@@ -6,6 +6,7 @@ from django.http import HttpRequest
 
 from ..domain import pricing
 from ..live import messages as live
+from ..storage import retention
 
 # Defence in depth for pages full of untrusted text: only our own scripts and styles run, images
 # may be data: URLs (inline screenshots), nothing is framed or loaded from elsewhere.
@@ -36,4 +37,5 @@ def site_context(request: HttpRequest) -> dict[str, Any]:
         "api_key_required": bool(settings.WHYOPS_API_KEY),
         # Proxied streams running in this process: their traces show "in progress".
         "streaming": set(live.streams_in_progress),
+        "data_figures": retention.data_figures,  # called by the footer only
     }

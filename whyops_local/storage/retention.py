@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from ..live import messages as live
@@ -87,6 +88,14 @@ def data_bytes() -> int | None:
     return None
 
 
+def data_figures() -> dict[str, int | None]:
+    """The data's size and counts (``/api/health``, the page footer): totals kept on the traces, so
+    no scan of the events."""
+    figures = Trace.objects.aggregate(traces=Count("pk"), events=Sum("event_count"))
+    return {"dataBytes": data_bytes(), "fileBytes": file_bytes(), "traceCount": figures["traces"],
+            "eventCount": figures["events"] or 0}
+
+
 def file_bytes() -> int | None:
     if connection.vendor != "sqlite":
         return data_bytes()
@@ -121,29 +130,27 @@ async def _until_done(step, *args) -> list[live.Message]:
     messages = []
     while found := await write(step, *args):
         messages += found
-        live.publish_soon(found)
     return messages
 
 
 async def prune(older_than: timedelta | None = None, keep_bytes: int | None = None, trace_id: str | None = None) -> Pruned:
-    """Delete what the arguments say, a batch per write, then give the space back to the disk."""
+    """Delete what the arguments say, a batch per write, then give the space back to the disk. The live
+    messages are the caller's to publish (from the server's event loop, where the channel layer lives)."""
     deleted: list[live.Message] = []
     if trace_id is not None:
-        found = await write(delete_trace_named, trace_id)
-        deleted += found or []
-        live.publish_soon(found or [])
+        deleted += await write(delete_trace_named, trace_id) or []
     if older_than is not None:
         deleted += await _until_done(delete_older, timezone.now() - older_than)
     if keep_bytes is not None:
         while (await write(data_bytes) or 0) > keep_bytes and (found := await write(delete_oldest)):
             deleted += found
-            live.publish_soon(found)
     while await write(give_back_space):
         pass
     return Pruned(sum(group == live.TRACE_LIST_GROUP for group, _ in deleted), deleted)
 
 
 def _enforce_forever(interval: float) -> None:
+    # On a thread of its own, with its own event loop: pages open meanwhile see the traces go on reload.
     days, megabytes = settings.WHYOPS_RETENTION_DAYS, settings.WHYOPS_MAX_DB_MB
 
     async def loop() -> None:

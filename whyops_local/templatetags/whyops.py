@@ -4,6 +4,8 @@ from decimal import Decimal
 from typing import Any
 
 from django import template
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 from ..domain.events import KIND_NAMES
 from ..pages.display import pretty_json
@@ -72,3 +74,9 @@ def cost(value: Any, note: str = "", complete: bool = True) -> dict[str, Any]:
 @register.filter
 def kindname(value: str) -> str:
     return KIND_NAMES.get(value, value)
+
+
+@register.filter
+def snippet(text: str) -> str:
+    """A search snippet (storage/search.py) escaped, its match marked."""
+    return mark_safe(escape(text).replace("\x02", "<mark>").replace("\x03", "</mark>"))
