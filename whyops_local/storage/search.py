@@ -75,21 +75,27 @@ def matching(query: str) -> Q:
             | Q(Exists(MessageBlob.objects.filter(trace=OuterRef("pk"), data__icontains=query))))
 
 
-def snippets(trace_pks: list[int], query: str, width: int = 12) -> dict[int, str]:
+def _around(text: str, query: str, width: int) -> str:
+    # Cut here rather than by FTS5's snippet(), whose trigram highlights cover part of a match.
+    at = text.lower().find(query.lower())
+    if at < 0:
+        return text[:2 * width]
+    begin, end = max(0, at - width), at + len(query) + width
+    return ("…" if begin else "") + text[begin:at] + "\x02" + text[at:at + len(query)] + "\x03" + text[at + len(query):end] + (
+        "…" if end < len(text) else "")
+
+
+def snippets(trace_pks: list[int], query: str, width: int = 50) -> dict[int, str]:
     """For each trace, a little of the text around its first match (a "…" where text is cut); the
-    match is between \\x02 and \\x03 (made <mark> by the page, after escaping)."""
+    match is between \x02 and \x03 (made <mark> by the page, after escaping)."""
     if not available() or not trace_pks or not query:
         return {}
     where, params = _where(query)
     marks = ", ".join(["%s"] * len(trace_pks))
-    if len(query) >= 3:
-        shown = f"snippet({TABLE}, 1, char(2), char(3), '…', {int(width)})"
-    else:
-        shown = "substr(body, 1, 200)"
     found: dict[int, str] = {}
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT trace, {shown} FROM {TABLE} WHERE {where} AND trace IN ({marks}) ORDER BY rowid",
-                       [*params, *trace_pks])
+        cursor.execute(f"SELECT trace, body FROM {TABLE} WHERE {where} AND trace IN ({marks})", [*params, *trace_pks])
         for trace, text in cursor.fetchall():
-            found.setdefault(trace, text)
+            if trace not in found:
+                found[trace] = " ".join(_around(text, query, width).split())
     return found
