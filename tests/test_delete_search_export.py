@@ -57,7 +57,8 @@ def test_search_looks_in_answers_tool_arguments_and_results_thinking_and_errors(
     span = str(uuid.uuid4())
     base = {"traceId": trace_id, "agentName": "shop"}
     ingest(server, [
-        {**base, "eventType": "llm_response", "content": {"content": "answer-word-qq"}, "metadata": {"model": "m", "provider": "p"}},
+        {**base, "eventType": "llm_response", "content": {"content": "answer-word-qq"},
+         "metadata": {"model": "m", "provider": "p"}},
         {**base, "eventType": "tool_call_request", "spanId": span, "metadata": {"tool": "lookup"},
          "content": {"toolCalls": [{"name": "lookup", "arguments": {"orderId": "argument-qq"}}]}},
         {**base, "eventType": "tool_call_response", "spanId": span, "metadata": {"tool": "lookup"},
