@@ -1,3 +1,4 @@
+import time
 from functools import wraps
 from typing import Any, Callable
 
@@ -28,6 +29,17 @@ def page(view: Callable) -> Callable:
     return wrapped
 
 
+_figures: tuple[float, dict] = (0.0, {})
+
+
+def _data_figures() -> dict:
+    """The footer's size and counts, a few seconds old at most: they cost a pass over the traces."""
+    global _figures
+    if time.monotonic() - _figures[0] > 5:
+        _figures = (time.monotonic(), retention.data_figures())
+    return _figures[1]
+
+
 def site_context(request: HttpRequest) -> dict[str, Any]:
     """What every page shows: the price data's version and where to point clients."""
     base = request.build_absolute_uri("/").rstrip("/")
@@ -37,5 +49,5 @@ def site_context(request: HttpRequest) -> dict[str, Any]:
         "api_key_required": bool(settings.WHYOPS_API_KEY),
         # Proxied streams running in this process: their traces show "in progress".
         "streaming": set(live.streams_in_progress),
-        "data_figures": retention.data_figures,  # called by the footer only
+        "data_figures": _data_figures,  # called by the footer only
     }
