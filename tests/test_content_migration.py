@@ -29,7 +29,6 @@ def test_stored_bodies_and_histories_are_converted_and_read_back_the_same():
     executor.migrate(AFTER)
 
     from whyops_local.models import Event as NewEvent
-    from whyops_local.models import Exchange as NewExchange
     from whyops_local.models import Trace
 
     events = list(NewEvent.objects.filter(trace__trace_id="old-trace").order_by("step_id"))

@@ -24,14 +24,3 @@ def text_of(value: Any) -> str:
     except UnicodeEncodeError:  # a lone surrogate (kept exactly in content) cannot be indexed
         return text.encode("utf-8", "replace").decode()
     return text
-
-
-def fts_phrase(query: str) -> str:
-    """``query`` as one FTS5 string: every character literal (quotes doubled), matched as a substring
-    by the trigram tokenizer."""
-    return '"' + query.replace('"', '""') + '"'
-
-
-def like_pattern(query: str) -> str:
-    """``query`` as a LIKE pattern (ESCAPE '\\') matching it anywhere, its ``%`` and ``_`` literal."""
-    return "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

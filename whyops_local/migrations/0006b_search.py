@@ -11,7 +11,7 @@ def create(apps, schema_editor) -> None:
         return
     Event, MessageBlob = apps.get_model("whyops_local", "Event"), apps.get_model("whyops_local", "MessageBlob")
     with schema_editor.connection.cursor() as cursor:
-        cursor.execute("CREATE VIRTUAL TABLE IF NOT EXISTS whyops_search USING fts5(trace UNINDEXED, body, tokenize='trigram')")
+        cursor.execute("CREATE VIRTUAL TABLE IF NOT EXISTS whyops_search USING fts5(trace UNINDEXED, body, tokenize='trigram', detail='none')")
         for pk, trace, data in MessageBlob.objects.values_list("pk", "trace_id", "data").iterator():
             cursor.execute("INSERT INTO whyops_search (rowid, trace, body) VALUES (%s, %s, %s)",
                            [-pk, trace, text_of(jsontext.loads(data))])

@@ -1,8 +1,8 @@
 """Full-text search over what events say (domain/searchtext.py), in the writer's commit.
 
 SQLite: an FTS5 table with the trigram tokenizer, so that any substring of 3 characters or more is
-found through the index, case-insensitively, as the list's search always did; shorter queries scan
-the indexed text with LIKE. A row per event (rowid: the event's id) and per message stored once
+found through the index, case-insensitively (ASCII), as the list's search always did; shorter
+queries scan the indexed text. A row per event (rowid: the event's id) and per message stored once
 (rowid: minus the blob's id), so a growing history's messages are indexed once, not once per call.
 Other databases search the stored content directly (no index yet).
 """
@@ -14,7 +14,7 @@ from django.db.models import Exists, OuterRef, Q, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
-from ..domain.searchtext import fts_phrase, like_pattern, text_of
+from ..domain.searchtext import text_of
 
 TABLE = "whyops_search"
 _ROWS_PER_STATEMENT = 3000
@@ -57,9 +57,10 @@ def forget(trace_pks: list[int]) -> None:
 
 
 def _where(query: str) -> tuple[str, list[str]]:
-    if len(query) >= 3:
-        return f"{TABLE} MATCH %s", [fts_phrase(query)]
-    return "body LIKE %s ESCAPE '\\'", [like_pattern(query)]
+    # The table keeps no positions (detail=none: a third of the index's size), so a LIKE finds the
+    # candidates through the trigrams and FTS5 checks them against the text; LIKE's ESCAPE would
+    # keep it from using the index, so "%" and "_" match anything there and instr() makes them literal.
+    return "body LIKE %s AND instr(lower(body), lower(%s)) > 0", [f"%{query}%", query]
 
 
 def matching(query: str) -> Q:
