@@ -11,6 +11,7 @@ from ..domain.events import KIND_NAMES
 from ..domain.searchtext import text_of
 from ..models import Trace
 from ..storage import exports
+from ..storage.content import PACKED_KINDS
 
 
 def _static(relative: str) -> str:
@@ -22,11 +23,12 @@ def _steps(document: dict) -> list[dict]:
     steps, seen = [], []
     for event in document["events"]:
         body = event["content"]
-        messages = body.get("messages") if isinstance(body, dict) else None
+        messages = body.get("messages") if isinstance(body, dict) else body if event["eventType"] in PACKED_KINDS else None
         if isinstance(messages, list):
             new = messages[len(seen):] if messages[:len(seen)] == seen else messages
             seen = messages
-            lines = [(m.get("role", "") if isinstance(m, dict) else "", text_of(m)) for m in new]
+            lines = [(m.get("role", ""), text_of({k: v for k, v in m.items() if k != "role"})) if isinstance(m, dict)
+                     else ("", text_of(m)) for m in new]
         else:
             lines = [("", text_of(body))]
         steps.append({"event": event, "kind": KIND_NAMES.get(event["eventType"], event["eventType"]), "lines": lines})
