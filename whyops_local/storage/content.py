@@ -121,12 +121,11 @@ def _messages_of(event: Event) -> list | None:
     return messages if isinstance(messages, list) and len(messages) >= 2 else None
 
 
-def _blob_ids(trace_pk: int, texts: list[str], messages: list, created: list) -> list[int]:
+def _blob_ids(trace_pk: int, texts: list[str], messages: list, created: list, have: dict[bytes, int]) -> list[int]:
     """Ids of the trace's blobs for these message texts, storing the ones it does not have (added to
-    ``created`` as ``(id, trace pk, message)``)."""
+    ``created`` as ``(id, trace pk, message)``). ``have``: the digests and ids the writer knows of."""
     digests = [delta.digest(text.encode()) for text in texts]
-    have: dict[bytes, int] = {}
-    unique = list(dict.fromkeys(digests))
+    unique = [d for d in dict.fromkeys(digests) if d not in have]
     for start in range(0, len(unique), _IN_CHUNK):
         rows = MessageBlob.objects.filter(trace_id=trace_pk, digest__in=unique[start:start + _IN_CHUNK])
         have.update((bytes(d), pk) for d, pk in rows.values_list("digest", "pk"))
@@ -197,7 +196,7 @@ def pack_events(events: list[Event], cache) -> tuple[list[tuple[Event, Any, Any,
             texts = [jsontext.dumps(message) for message in messages]
         except (TypeError, ValueError):
             continue
-        ids = _blob_ids(event.trace_id, texts, messages, created)
+        ids = _blob_ids(event.trace_id, texts, messages, created, cache.blobs.setdefault(event.trace_id, {}))
         originals.append((event, event.content, event.metadata, ids))
         if event.trace_id not in cache.message_lists:
             cache.message_lists[event.trace_id] = _last_listed(event.trace_id)

@@ -110,6 +110,7 @@ class RowCache:
         self.traces: dict[str, Trace] = {}
         self.requests: dict[str, Known] = {}  # trace id -> its newest proxied request body (content.py)
         self.message_lists: dict[int, Listed | None] = {}  # trace pk -> its newest packed message list
+        self.blobs: dict[int, dict[bytes, int]] = {}  # trace pk -> its stored messages' digests and ids
 
     def revalidate(self) -> None:
         """Forget what may have changed since the last transaction; call inside a write transaction."""
