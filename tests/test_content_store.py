@@ -1,6 +1,7 @@
 """Each distinct message stored once: a growing-history run stays small, and reads back exactly."""
 
 import json
+import os
 import sqlite3
 import uuid
 
@@ -50,6 +51,8 @@ def test_a_growing_history_run_is_stored_small_and_reads_back_byte_for_byte(prox
         (mapped,) = openai.CHAT.request_events(json.loads(body))
         assert event["content"] == mapped["content"] and event["metadata"] == mapped["metadata"]
     # What the run's exchanges and messages take in the database, against what it sent.
+    if os.environ.get("DATABASE_URL"):
+        return  # measured on SQLite's file
     db = sqlite3.connect(proxied.sqlite_path)
     stored = db.execute(
         "SELECT SUM(LENGTH(request_data) + LENGTH(response_data)) FROM whyops_local_exchange WHERE id IN "
