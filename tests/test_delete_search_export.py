@@ -15,7 +15,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 from .browser import ARTIFACTS, chromium, needs_chromium, wait_ready
 from .servers import ROOT
 
-
 # PostgreSQL has no search index yet (its search scans the stored JSON, where quotes are escaped, and
 # shows no snippet), and one database stands for every data dir there.
 sqlite_only = pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")), reason="SQLite's search index and data dirs")
