@@ -5,6 +5,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -113,3 +114,17 @@ def test_pruning_by_age_and_by_size_while_eight_clients_ingest_loses_nothing_new
             assert httpx.get(f"{server.api}/traces/{trace_id}").status_code == 200
         health = httpx.get(f"{server.api}/health").json()
         assert health["traceCount"] >= 8 and health["eventCount"] > 0 and health["fileBytes"] > 0
+
+
+def test_a_server_with_retention_days_set_deletes_what_is_older_on_its_own(tmp_path):
+    with run_server(tmp_path) as server:
+        (old,) = _seed_old(server, 1, size=1000)
+        fresh = f"fresh-{uuid.uuid4().hex[:6]}"
+        httpx.post(f"{server.api}/events/ingest", json={"eventType": "error", "traceId": fresh, "agentName": "a",
+                                                        "content": {"message": "now"}}).raise_for_status()
+    with run_server(tmp_path, env={"WHYOPS_RETENTION_DAYS": "7"}) as server:
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{server.api}/traces/{old}").status_code != 404 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert httpx.get(f"{server.api}/traces/{old}").status_code == 404
+        assert httpx.get(f"{server.api}/traces/{fresh}").status_code == 200
