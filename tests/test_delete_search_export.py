@@ -183,3 +183,12 @@ def test_an_open_trace_page_says_so_when_its_trace_is_deleted(server):
         assert httpx.delete(f"{server.api}/traces/{trace_id}").status_code == 204
         WebDriverWait(browser, 3).until(lambda d: d.find_elements(By.ID, "trace-deleted"))
         assert "was deleted" in browser.find_element(By.ID, "trace-deleted").text
+
+
+def test_the_page_s_delete_needs_its_csrf_token(server):
+    trace_id = f"csrf-{uuid.uuid4().hex[:8]}"
+    sdk_trace(server, trace_id)
+    answer = httpx.post(f"{server.url}/delete-trace", data={"trace_id": trace_id})
+    assert answer.status_code == 403
+    assert httpx.get(f"{server.api}/traces/{trace_id}").status_code == 200
+    assert httpx.get(f"{server.url}/delete-trace").status_code == 405
