@@ -14,7 +14,7 @@ from ..domain import delta
 from ..domain.schemas import EventIn
 from ..models import Event, Exchange, Trace
 from . import content
-from .rows import EventsJob, record_jobs
+from .rows import EventsJob, record_jobs, register_agent
 
 FORMAT = "whyops-local trace export"
 VERSION = 1
@@ -94,8 +94,6 @@ def import_document(document: dict[str, Any]) -> tuple[str, bool]:
     if Trace.objects.filter(trace_id=trace_id).exists():
         return trace_id, False
     if document.get("agentVersion"):
-        from .rows import register_agent
-
         version = document["agentVersion"]
         register_agent(document["trace"]["agentName"], {"systemPrompt": version["systemPrompt"],
                                                         "description": version["description"], "tools": version["tools"]})
