@@ -45,12 +45,13 @@ class RunningServer:
 
 
 @contextmanager
-def run_server(data_dir: Path, env: dict[str, str] | None = None, port: int | None = None):
+def run_server(data_dir: Path, env: dict[str, str] | None = None, port: int | None = None, root: Path = ROOT):
+    """``root``: the checkout to run (a benchmark may compare another one)."""
     port = port or free_port()
     log = (data_dir / f"server-{port}.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        cwd=ROOT,
+        cwd=root,
         # The app's own settings: pytest-django exports tests.settings, which would pick another data dir.
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "whyops_local.settings", "WHYOPS_DATA_DIR": str(data_dir),
              "PYTHONUNBUFFERED": "1", **(env or {})},

@@ -207,8 +207,8 @@ def test_a_proxied_call_shows_its_raw_exchange(client):
 
     exchange = Exchange.objects.create(
         provider="openai", method="POST", path="/v1/chat/completions", status=200, started_at=timezone.now(),
-        request_headers={"content-type": "application/json"}, request_body='{"model": "gpt-4o-mini", "messages": []}',
-        response_body='{"id": "chatcmpl-1", "choices": [{"message": {"content": "<b>hi</b>"}}]}', ttfb_ms=120, total_ms=450)
+        request_headers={"content-type": "application/json"}, request_data=b'{"model": "gpt-4o-mini", "messages": []}',
+        response_data=b'{"id": "chatcmpl-1", "choices": [{"message": {"content": "<b>hi</b>"}}]}', ttfb_ms=120, total_ms=450)
     record_events([EventIn.model_validate({
         "eventType": "llm_response", "traceId": "proxied", "agentName": "default", "content": {"content": "<b>hi</b>"},
         "metadata": {"model": "gpt-4o-mini", "provider": "openai", "latencyMs": 450}})],

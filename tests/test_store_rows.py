@@ -29,7 +29,7 @@ def test_a_hot_path_event_is_the_event_django_would_build():
         "external_user_id": None, "idempotency_key": "k", "source": "proxy", "model": "m", "provider": "p",
         "latency_ms": 1.5, "input_tokens": 1, "output_tokens": 2, "cache_read_tokens": 0,
         "cache_write_tokens": 0, "cache_write_1h_tokens": 0, "reasoning_tokens": 1, "total_tokens": 3, "cost_note": "",
-        "counted": True, **VALUES,
+        "counted": True, "packing": None, **VALUES,
     }
     fast = store._new_event({"trace": trace, "agent": agent, "exchange": exchange}, **values)
     usual = Event(trace=trace, agent=agent, exchange=exchange, **values)

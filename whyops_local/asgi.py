@@ -16,6 +16,7 @@ from .http import daphne_requests  # noqa: E402
 from .http.ingest import IngestFastPath  # noqa: E402
 from .live.routing import SameOriginOnly, websocket_urlpatterns  # noqa: E402
 from .proxy.asgi import with_lean_proxy  # noqa: E402
+from .storage.retention import start as start_retention  # noqa: E402
 from .storage.writer import start as start_writer  # noqa: E402
 
 application = ProtocolTypeRouter({
@@ -25,3 +26,4 @@ application = ProtocolTypeRouter({
 })
 daphne_requests.use()
 start_writer()
+start_retention()

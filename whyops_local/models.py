@@ -5,11 +5,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import models
-from django.db.models import Exists, OuterRef, Q, Subquery, TextField
-from django.db.models.functions import Cast
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from .domain import flags as flag_rules
+from .domain.delta import unsqueeze
 from .domain.events import KIND_NAMES
 from .domain.pricing import Tokens, family, split_model
 from .domain.schemas import Invalid
@@ -157,8 +157,9 @@ class TraceQuerySet(models.QuerySet):
         if model:
             traces = traces.filter(Exists(Event.objects.filter(of_model(model), trace=OuterRef("pk"))))
         if q:
-            text = Event.objects.annotate(text=Cast("content", TextField()))
-            traces = traces.filter(Q(trace_id__icontains=q) | Exists(text.filter(trace=OuterRef("pk"), text__icontains=q)))
+            from .storage.search import matching
+
+            traces = traces.filter(matching(q))
         if changed_after is not None:
             traces = traces.filter(Exists(Event.objects.filter(trace=OuterRef("pk"), pk__gt=changed_after)))
         if flag:
@@ -283,11 +284,18 @@ class Exchange(models.Model):
     path = models.CharField(max_length=512)
     status = models.PositiveSmallIntegerField(null=True)
     request_headers = models.JSONField(default=dict)
-    request_body = models.TextField(blank=True, default="")
+    # The request body, byte for byte, as storage/content.py keeps it: the bytes it shares with the
+    # request of ``request_base`` (the trace's previous exchange) at its start and end, and the
+    # squeezed bytes between (the whole body when there is no base).
+    request_base = models.BigIntegerField(null=True)
+    request_prefix = models.PositiveIntegerField(default=0)
+    request_suffix = models.PositiveIntegerField(default=0)
+    request_data = models.BinaryField(default=b"")
     response_headers = models.JSONField(default=dict)
-    response_body = models.TextField(blank=True, default="")
-    # Raw SSE chunks with their arrival offsets in ms, for streamed responses.
-    chunks = models.JSONField(null=True)
+    response_data = models.BinaryField(default=b"")  # the response body as relayed, squeezed
+    # For streamed responses: each chunk's arrival offset in ms and its length in characters of the
+    # decoded body (the chunks' text is the body's, cut there).
+    chunk_marks = models.JSONField(null=True)
     started_at = models.DateTimeField()
     ttfb_ms = models.FloatField(null=True)
     total_ms = models.FloatField(null=True)
@@ -295,6 +303,33 @@ class Exchange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} {self.status}"
+
+    def request_bytes(self) -> bytes:
+        from .storage.content import request_bodies
+
+        return request_bodies([self.pk])[self.pk] if self.request_base else unsqueeze(bytes(self.request_data))
+
+    def response_bytes(self) -> bytes:
+        return unsqueeze(bytes(self.response_data))
+
+    @property
+    def request_body(self) -> str:
+        return self.request_bytes().decode("utf-8", "replace")
+
+    @property
+    def response_body(self) -> str:
+        return self.response_bytes().decode("utf-8", "replace")
+
+    @property
+    def chunks(self) -> list[list[Any]] | None:
+        """Streamed chunks as ``[ms, text]``."""
+        if self.chunk_marks is None:
+            return None
+        text, start, found = self.response_body, 0, []
+        for ms, length in self.chunk_marks:
+            found.append([ms, text[start:start + length]])
+            start += length
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -313,6 +348,17 @@ class Exchange(models.Model):
             "totalMs": self.total_ms,
             "interrupted": self.interrupted,
         }
+
+
+class EventQuerySet(models.QuerySet):
+    def _fetch_all(self) -> None:
+        # Events come back whole: content stored once elsewhere (storage/content.py) is put back.
+        loading = self._result_cache is None
+        super()._fetch_all()
+        if loading and self._iterable_class is models.query.ModelIterable:
+            from .storage.content import unpack_events
+
+            unpack_events(self._result_cache)
 
 
 class Event(TokenColumns):
@@ -348,6 +394,10 @@ class Event(TokenColumns):
     cost_note = models.CharField(max_length=255, blank=True, default="")
     # False for a manual LLM response repeating a proxied one (a double_count flag): one turn, counted once.
     counted = models.BooleanField(default=True)
+    # Where parts of content and metadata are stored instead (storage/content.py); NULL: all here.
+    packing = models.JSONField(null=True)
+
+    objects = EventQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -384,3 +434,18 @@ class Event(TokenColumns):
             "exchangeId": self.exchange_id,
         }
 
+
+
+class MessageBlob(models.Model):
+    """A message of a trace's conversation, stored once however many of its calls resend it."""
+
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    digest = models.BinaryField(max_length=16)
+    # Its JSON, plain: searched like events' content, and small beside what it replaces.
+    data = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["trace", "digest"], name="message_blob_digest_unique")]
+
+    def __str__(self) -> str:
+        return f"message {self.pk} of trace {self.trace_id}"

@@ -44,6 +44,10 @@ ANTHROPIC_API_KEY = os.environ.get("ANTHROPIC_API_KEY") or None
 WHYOPS_PROXY_CONVERSATIONS = int(os.environ.get("WHYOPS_PROXY_CONVERSATIONS") or 50_000)
 # "0": relay OpenAI chat-completions streams as asked, without asking upstream for their usage.
 WHYOPS_PROXY_STREAM_USAGE = (os.environ.get("WHYOPS_PROXY_STREAM_USAGE") or "1") != "0"
+# Retention (storage/retention.py), both off when unset: traces idle for more days than this are
+# deleted, and the oldest ones while the data takes more megabytes than this.
+WHYOPS_RETENTION_DAYS = float(os.environ.get("WHYOPS_RETENTION_DAYS") or 0) or None
+WHYOPS_MAX_DB_MB = float(os.environ.get("WHYOPS_MAX_DB_MB") or 0) or None
 
 INSTALLED_APPS = [
     "daphne",
@@ -93,7 +97,8 @@ else:
                 # timeout instead of failing with "database is locked" on lock upgrade.
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 30,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                # auto_vacuum takes effect on a database without tables yet: pruning can give space back.
+                "init_command": "PRAGMA auto_vacuum=INCREMENTAL; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
         }
     }

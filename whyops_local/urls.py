@@ -5,6 +5,7 @@ from django.views.decorators.http import require_POST
 from .http.api import agent_init, api
 from .pages.agents import agent_list, agent_page
 from .pages.compare import compare_page
+from .pages.trace_delete import trace_delete
 from .pages.trace_list import trace_list
 from .pages.trace_page import trace_page
 from .pages.users import user_page
@@ -24,11 +25,14 @@ _proxy_routes = {
 urlpatterns = [
     path("api/", api.urls),
     path("api/exchanges/<int:pk>", proxy.exchange),
+    path("api/exchanges/<int:pk>/request", proxy.exchange_request),
+    path("api/exchanges/<int:pk>/response", proxy.exchange_response),
     # The SDK's fallback for agent registration, on the proxy base URL (docs/whyops-protocol.md §3).
     path("proxy/v1/agents/init", proxy_agent_init),
     path("proxy/agents/init", proxy_agent_init),
     # Pages. Trace ids and user ids may hold "/", so they take the rest of the path.
     path("", trace_list, name="trace_list"),
+    path("delete-trace", trace_delete, name="trace_delete"),
     path("traces/<path:trace_id>", trace_page, name="trace"),
     path("agents/", agent_list, name="agent_list"),
     path("agents/<path:name>/", agent_page, name="agent"),

@@ -1,14 +1,18 @@
 """The WhyOps ingest API and whyops-local's read API (docs/whyops-protocol.md §2-4, §6)."""
 
+from asgiref.sync import sync_to_async
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 
 from ..domain import flags as flag_rules
-from ..domain import pricing
+from ..domain import jsontext, pricing
 from ..domain.schemas import AgentInitIn, EventIn, Invalid, parse_agent_init
 from ..domain.spans import tool_spans
+from ..live.messages import publish_soon
 from ..models import Agent, Event, Trace
+from ..pages.standalone import standalone_html
+from ..storage import exports, retention
 from ..storage.rows import register_agent
 from ..storage.totals import as_api, no_events, totals, totals_by
 from ..storage.writer import write
@@ -58,11 +62,12 @@ async def events_ingest(request: HttpRequest):
     return HttpResponse(answer, status=status, content_type="application/json")
 
 
-@api.get("/health", summary="Liveness and versions")
+@api.get("/health", summary="Liveness, versions, and the data's size and counts")
 async def health(request: HttpRequest):
     from django.db import connection
 
-    return {"status": "ok", "database": connection.vendor, "priceData": pricing.PRICE_DATA_VERSION}
+    return {"status": "ok", "database": connection.vendor, "priceData": pricing.PRICE_DATA_VERSION,
+            **await sync_to_async(retention.data_figures)()}
 
 
 @api.get("/traces", summary="Traces, newest activity first, with keyset paging")
@@ -104,6 +109,33 @@ def get_step_context(request: HttpRequest, trace_id: str, step_id: int):
 @api.get("/compare", summary="Two runs aligned step by step, their first divergence and the differences in totals")
 def compare_traces(request: HttpRequest, a: str = "", b: str = ""):
     return analysis.compare(a, b)
+
+
+@api.get("/traces/{path:trace_id}/export", summary="One trace as a JSON document (events, raw exchanges, agent "
+         "version), for `manage.py import`; `?format=html`: one self-contained HTML file")
+def export_trace(request: HttpRequest, trace_id: str, format: str = "json"):
+    trace = Trace.objects.select_related("agent", "agent_version").filter(trace_id=trace_id).first()
+    if trace is None:
+        return error_response(404, f"No trace with traceId {trace_id!r}")
+    if format not in ("json", "html"):
+        return error_response(400, "Validation failed", [{"field": "format", "message": "json or html", "code": "value_error"}])
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in trace_id)[:80]
+    if format == "html":
+        return HttpResponse(standalone_html(trace), content_type="text/html; charset=utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="{name}.html"'})
+    return HttpResponse(jsontext.dumps(exports.export_trace(trace)), content_type="application/json",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.json"'})
+
+
+@api.delete("/traces/{path:trace_id}", response={204: None}, summary="Delete a trace: its events, raw exchanges and messages")
+async def delete_trace(request: HttpRequest, trace_id: str):
+    if refusal := key_refusal(request):
+        return refusal
+    messages = await write(retention.delete_trace_named, trace_id)
+    if messages is None:
+        return error_response(404, f"No trace with traceId {trace_id!r}")
+    publish_soon(messages)
+    return 204, None
 
 
 @api.get("/traces/{path:trace_id}", summary="One trace with its events in step order and its tool spans")

@@ -1,3 +1,4 @@
+import time
 from functools import wraps
 from typing import Any, Callable
 
@@ -7,6 +8,7 @@ from django.template.loader import render_to_string
 
 from ..domain import pricing
 from ..live import messages as live
+from ..storage import retention
 
 # Defence in depth for pages full of untrusted text: only our own scripts and styles run, images
 # may be data: URLs (inline screenshots), nothing is framed or loaded from elsewhere.
@@ -28,6 +30,17 @@ def page(view: Callable) -> Callable:
     return wrapped
 
 
+_figures: tuple[float, dict] = (0.0, {})
+
+
+def _data_figures() -> dict:
+    """The footer's size and counts, a few seconds old at most: they cost a pass over the traces."""
+    global _figures
+    if time.monotonic() - _figures[0] > 5:
+        _figures = (time.monotonic(), retention.data_figures())
+    return _figures[1]
+
+
 def render(request: HttpRequest, template: str, context: dict[str, Any] | None = None) -> HttpResponse:
     """``django.shortcuts.render``, but text UTF-8 cannot carry (a lone surrogate, which JSON can spell
     and the API keeps) is shown as "?" instead of failing the whole page."""
@@ -43,4 +56,5 @@ def site_context(request: HttpRequest) -> dict[str, Any]:
         "api_key_required": bool(settings.WHYOPS_API_KEY),
         # Proxied streams running in this process: their traces show "in progress".
         "streaming": set(live.streams_in_progress),
+        "data_figures": _data_figures,  # called by the footer only
     }

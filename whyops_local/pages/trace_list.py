@@ -5,6 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from ..domain import flags as flag_rules
 from ..domain.schemas import Invalid
 from ..models import Agent, Event, Trace
+from ..storage.search import snippets
 from .site import page, render
 
 PAGE_SIZE = 50
@@ -41,6 +42,10 @@ def trace_list(request: HttpRequest) -> HttpResponse:
     except Invalid:
         bad_cursor = True
         page, next_cursor = traces.keyset_page(PAGE_SIZE)
+    if filters["q"]:
+        found = snippets([t.pk for t in page], filters["q"])
+        for trace in page:
+            trace.snippet = found.get(trace.pk)
     filtered = any(filters.values()) or bool(cursor)
     # The empty state is for a server nothing has talked to yet, not for a filter that matched nothing.
     empty = not page and not filtered and not Trace.objects.exists()

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..domain import delta
 from ..domain.schemas import EventIn, cut_to_depth
 from ..live import messages as live
 from ..models import Event, Exchange
-from ..storage import writer
+from ..storage import content, writer
 from ..storage.rows import EventsJob, RowCache, record_jobs
 from ..storage.writer import Write
 from .conversations import History
@@ -49,20 +50,23 @@ class Call:
     error: str | None = None  # a failure of the proxy's own making (network, timeout)
     response: dict[str, Any] | None = None
     _decoder: Any = None
+    _raw: list[bytes] | None = None
 
     def elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 3)
 
     def add_chunk(self, chunk: bytes) -> None:
         if self.chunks is None:
-            self.chunks, self._decoder = [], codecs.getincrementaldecoder("utf-8")("replace")
+            self.chunks, self._decoder, self._raw = [], codecs.getincrementaldecoder("utf-8")("replace"), []
         self.chunks.append([self.elapsed_ms(), self._decoder.decode(chunk)])
+        self._raw.append(chunk)
 
     def finish(self) -> None:
         self.total_ms = self.elapsed_ms()
-        self._decoder = None  # done with, and it cannot be pickled for the writer
         if self.chunks is not None:
-            self.response_body = "".join(text for _, text in self.chunks).encode()
+            self.chunks[-1][1] += self._decoder.decode(b"", final=True)  # a cut multi-byte character
+            self.response_body = b"".join(self._raw)  # the bytes as relayed
+        self._decoder = self._raw = None  # done with; the decoder cannot be pickled for the writer
 
     @property
     def ended_at(self) -> datetime:
@@ -140,14 +144,18 @@ def _store(call: Call, cache: RowCache | None) -> list[live.Message]:
              for e in _events(call)]
     exchange = Exchange(
         provider=call.api.provider, method=call.method, path=call.path[:512], status=call.status,
-        request_headers=call.request_headers, request_body=call.request_body.decode("utf-8", "replace"),
-        response_headers=call.response_headers, response_body=call.response_body.decode("utf-8", "replace"),
-        chunks=call.chunks, started_at=call.started_at, ttfb_ms=call.ttfb_ms, total_ms=call.total_ms,
-        interrupted=call.interrupted,
+        request_headers=call.request_headers, response_headers=call.response_headers,
+        response_data=delta.squeeze(call.response_body),
+        chunk_marks=content.chunk_marks(call.chunks, call.response_body.decode("utf-8", "replace")),
+        started_at=call.started_at, ttfb_ms=call.ttfb_ms, total_ms=call.total_ms, interrupted=call.interrupted,
     )
+    cache = cache or RowCache()
+    base = cache.requests.get(call.trace_id) or content.last_request(call.trace_id)
+    depth = content.store_request(exchange, call.request_body, base)
     (outcome,) = record_jobs([EventsJob(items, Event.SOURCE_PROXY, call.user, exchange)], cache)
     if isinstance(outcome, Exception):
         raise outcome
+    cache.requests[call.trace_id] = content.Known(exchange.pk, call.request_body, depth)
     return live.announcements(outcome)
 
 

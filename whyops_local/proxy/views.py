@@ -134,3 +134,27 @@ def exchange(request: HttpRequest, pk: int) -> JsonResponse:
     if found is None:
         return error_response(404, f"No exchange with id {pk}")
     return JsonResponse(found.to_dict())
+
+
+def _raw_body(request: HttpRequest, pk: int, side: str) -> HttpResponse:
+    if request.method != "GET":
+        return HttpResponseNotAllowed(["GET"])
+    found = Exchange.objects.filter(pk=pk).first()
+    if found is None:
+        return error_response(404, f"No exchange with id {pk}")
+    headers = found.request_headers if side == "request" else found.response_headers
+    body = found.request_bytes() if side == "request" else found.response_bytes()
+    kind = next((v for k, v in (headers or {}).items() if k.lower() == "content-type"), "application/octet-stream")
+    # The bytes as received, shown as text by nobody: they are untrusted.
+    return HttpResponse(body, content_type=kind, headers={"Content-Disposition": "attachment",
+                                                         "X-Content-Type-Options": "nosniff"})
+
+
+def exchange_request(request: HttpRequest, pk: int) -> HttpResponse:
+    """The raw request body of an exchange, byte for byte."""
+    return _raw_body(request, pk, "request")
+
+
+def exchange_response(request: HttpRequest, pk: int) -> HttpResponse:
+    """The raw response body of an exchange, byte for byte (a stream's: the SSE bytes as relayed)."""
+    return _raw_body(request, pk, "response")

@@ -17,7 +17,8 @@ from ..domain.events import LLM_EVENTS, PRICED_EVENTS, TOOL_SPAN_STARTS
 from ..domain.schemas import EventIn
 from ..domain.versioning import version_hash
 from ..models import TOKEN_COLUMNS, Agent, AgentVersion, Event, Exchange, Trace
-from . import flagging
+from . import flagging, search
+from .content import Known, Listed, pack_events, restore
 
 
 @dataclass
@@ -111,6 +112,9 @@ class RowCache:
         self.latest_versions: dict[str, str | None] = {}
         self.definitions: dict[str, versioning.Definitions] = {}  # by agent id
         self.traces: dict[str, Trace] = {}
+        self.requests: dict[str, Known] = {}  # trace id -> its newest proxied request body (content.py)
+        self.message_lists: dict[int, Listed | None] = {}  # trace pk -> its newest packed message list
+        self.blobs: dict[int, dict[bytes, int]] = {}  # trace pk -> its stored messages' digests and ids
 
     def revalidate(self) -> None:
         """Forget what may have changed since the last transaction; call inside a write transaction."""
@@ -284,6 +288,7 @@ def _build_event(batch: RowCache, item: EventIn, *, source: str, user: str | Non
         cost_usd=cost,
         cost_note=note or "",
         counted=True,
+        packing=None,
         **_token_columns(tokens),
     )
 
@@ -436,7 +441,10 @@ def _record(batch: RowCache, job: EventsJob) -> list[Saved]:
             keys_in_request[key] = built
         pending.append(built)
         results.append(None)
+    originals, new_messages = pack_events(pending, batch)
     _insert(pending)
+    search.index(pending, {event.pk for event, *_ in originals}, new_messages)
+    restore(originals, batch)
     touched = {}
     for event in pending:
         trace = batch.traces[event.trace.trace_id]

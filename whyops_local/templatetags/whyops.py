@@ -4,6 +4,8 @@ from decimal import Decimal
 from typing import Any
 
 from django import template
+from django.utils.html import escape
+from django.utils.safestring import mark_safe
 
 from ..domain.events import KIND_NAMES
 from ..domain.flags import KINDS as FLAG_NAMES
@@ -109,3 +111,9 @@ def signed_usd(value: Any) -> str:
     if value is None:
         return "price unknown"
     return ("+" if value > 0 else "−" if value < 0 else "") + usd(abs(value))
+
+
+@register.filter
+def snippet(text: str) -> str:
+    """A search snippet (storage/search.py) escaped, its match marked."""
+    return mark_safe(escape(text).replace("\x02", "<mark>").replace("\x03", "</mark>"))

@@ -143,9 +143,24 @@ document.addEventListener("click", (event) => {
   select(link.dataset.step);
 });
 const traceId = document.getElementById("trace-id").textContent;
+// Deleted (here, in another tab or by the API): nothing of it is left to show.
+function showDeleted() {
+  const notice = document.createElement("section");
+  notice.className = "trace-deleted";
+  notice.id = "trace-deleted";
+  const text = document.createElement("p");
+  text.textContent = `Trace ${traceId} was deleted. `;
+  const back = document.createElement("a");
+  back.href = "/";
+  back.textContent = "All traces";
+  text.append(back);
+  notice.append(text);
+  document.querySelector("main").replaceChildren(notice);
+}
 connectLive(`/ws/traces/${encodeURIComponent(traceId).replaceAll("%2F", "/")}`, {
   onMessage: (message) => {
     if (message.type === "stream.state") document.getElementById("stream-state").hidden = !message.running;
+    else if (message.type === "trace.deleted") showDeleted();
     else if (message.seq > lastSeq) update();
   },
 });

@@ -34,7 +34,11 @@ const catchUp = coalesce(async () => {
 if (firstPage) {
   connectLive("/ws/traces/", {
     onMessage: (message) => {
-      if (message.type === "stream.state") {
+      if (message.type === "trace.deleted") {
+        for (const row of document.querySelectorAll("tr[data-trace-id]")) {
+          if (row.dataset.traceId === message.traceId) row.remove();
+        }
+      } else if (message.type === "stream.state") {
         for (const row of document.querySelectorAll("tr[data-trace-id]")) {
           if (row.dataset.traceId === message.traceId) row.querySelector("[data-stream-state]").hidden = !message.running;
         }

@@ -1,0 +1,40 @@
+"""The content-store migration converts a database stored the old way, and what it held reads the same."""
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+BEFORE = [("whyops_local", "0003_event_type_choices")]
+AFTER = [("whyops_local", "0006b_search")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stored_bodies_and_histories_are_converted_and_read_back_the_same():
+    executor = MigrationExecutor(connection)
+    executor.migrate(BEFORE)
+    old = executor.loader.project_state(BEFORE).apps
+    agent = old.get_model("whyops_local", "Agent").objects.create(name="old")
+    trace = old.get_model("whyops_local", "Trace").objects.create(
+        trace_id="old-trace", agent=agent, started_at="2026-01-01T00:00:00Z", last_event_at="2026-01-01T00:00:00Z")
+    Exchange, Event = old.get_model("whyops_local", "Exchange"), old.get_model("whyops_local", "Event")
+    histories = [[{"role": "user", "content": f"turn {n} " + "x" * 300} for n in range(turns)] for turns in (2, 3, 4)]
+    bodies = [('{"model": "m", "messages": ' + str(h).replace("'", '"') + "}") for h in histories]
+    for step, (history, body) in enumerate(zip(histories, bodies, strict=True), 1):
+        exchange = Exchange.objects.create(provider="openai", method="POST", path="/v1/chat/completions", status=200,
+                                           request_body=body, response_body="data: é\n\n", chunks=[[1.0, "data: é\n\n"]],
+                                           started_at="2026-01-01T00:00:00Z")
+        Event.objects.create(trace=trace, agent=agent, event_type="user_message", step_id=step, span_id=f"s{step}",
+                             timestamp="2026-01-01T00:00:00Z", content={"messages": history}, exchange=exchange)
+    executor = MigrationExecutor(connection)
+    executor.migrate(AFTER)
+
+    from whyops_local.models import Event as NewEvent
+    from whyops_local.models import Trace
+
+    events = list(NewEvent.objects.filter(trace__trace_id="old-trace").order_by("step_id"))
+    assert [e.content["messages"] for e in events] == histories
+    exchanges = [e.exchange for e in events]
+    assert [x.request_bytes() for x in exchanges] == [b.encode() for b in bodies]
+    assert exchanges[1].request_base == exchanges[0].pk  # now a delta of the one before
+    assert exchanges[2].chunks == [[1.0, "data: é\n\n"]] and exchanges[2].response_bytes() == "data: é\n\n".encode()
+    assert list(Trace.objects.filtered(q="turn 3")) == [events[0].trace]  # and searchable

@@ -1,0 +1,90 @@
+"""Storing repeated content once: pure helpers for the content store (storage/content.py).
+
+A proxied call resends its whole history, so a request body is mostly the trace's previous request
+body: it is stored as the bytes it shares with that one at its start and end, and the bytes between.
+Messages are stored once per trace and referenced by id; an event's ids are kept as runs
+(``[first, count]``), since a growing history references the same ids in order, call after call.
+"""
+
+import hashlib
+
+import zstandard
+
+_MAGIC = b"\x28\xb5\x2f\xfd"  # every zstd frame starts with it
+_compressor = zstandard.ZstdCompressor(level=3)
+_decompressor = zstandard.ZstdDecompressor()
+# Smaller payloads gain nothing worth a frame header.
+_WORTH_COMPRESSING = 96
+
+
+def squeeze(data: bytes) -> bytes:
+    """``data`` zstd-compressed when that makes it smaller, else as is (told apart by the frame's magic)."""
+    if len(data) >= _WORTH_COMPRESSING or data.startswith(_MAGIC):
+        packed = _compressor.compress(data)
+        if len(packed) < len(data) or data.startswith(_MAGIC):
+            return packed
+    return data
+
+
+def unsqueeze(data: bytes) -> bytes:
+    return _decompressor.decompress(data) if data.startswith(_MAGIC) else data
+
+
+def digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _common_prefix(a: bytes, b: bytes, limit: int) -> int:
+    low, high = 0, limit  # a[:low] == b[:low]; found by halving (each comparison a memcmp)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[low:middle] == b[low:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
+    low, high = 0, limit
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[len(a) - middle:len(a) - low] == b[len(b) - middle:len(b) - low]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def split(base: bytes, body: bytes) -> tuple[int, int, bytes]:
+    """``(prefix, suffix, middle)`` with ``body == base[:prefix] + middle + base[len(base) - suffix:]``."""
+    limit = min(len(base), len(body))
+    prefix = _common_prefix(base, body, limit)
+    suffix = _common_suffix(base, body, limit - prefix)
+    return prefix, suffix, body[prefix:len(body) - suffix]
+
+
+def join(base: bytes, prefix: int, suffix: int, middle: bytes) -> bytes:
+    return base[:prefix] + middle + base[len(base) - suffix:]
+
+
+def common_prefix(a: list, b: list) -> list:
+    for position, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return a[:position]
+    return a[:min(len(a), len(b))]
+
+
+def runs(ids: list[int]) -> list[list[int]]:
+    """``[[first, count], ...]`` covering ``ids`` in order."""
+    found: list[list[int]] = []
+    for value in ids:
+        if found and found[-1][0] + found[-1][1] == value:
+            found[-1][1] += 1
+        else:
+            found.append([value, 1])
+    return found
+
+
+def ids_of(found: list[list[int]]) -> list[int]:
+    return [value for first, count in found for value in range(first, first + count)]

@@ -1,0 +1,256 @@
+"""The content store: what agents resend on every call is stored once, and put back on reading.
+
+Measured on a 200-call growing-history run through the proxy (bench/storage.py), each call's whole
+history was stored twice (its ``user_message`` and its raw request body): 205x the distinct bytes.
+Here:
+
+- a proxied request body is stored as a delta of the trace's previous request body
+  (``domain.delta.split``), byte-exact, the delta zstd-squeezed; reading follows the chain of bases
+  in one recursive query;
+- the messages of a ``user_message`` / ``tool_result`` are stored once per trace (``MessageBlob``),
+  the event keeping their ids as runs; its system prompt and tools, when they are its agent
+  version's, are read from the version;
+- a response body is squeezed, and a stream's chunks keep only their arrival time and length.
+
+Everything is written in the writer's transaction, and events come back whole from any queryset
+(``EventQuerySet``).
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+
+from ..domain import delta, jsontext
+from ..models import AgentVersion, Event, Exchange, MessageBlob
+
+PACKED_KINDS = frozenset({"user_message", "tool_result"})
+_VERSION_KEYS = {"systemPrompt": "system_prompt", "tools": "tools"}
+# Longer chains are cut by storing a whole body: reading one costs a row per link.
+MAX_CHAIN = 500
+MAX_LIST_CHAIN = 32  # an event's message list continues at most this many others (a query each to read alone)
+_IN_CHUNK = 5000  # ids per IN (...): well under SQLite's 32766 parameters
+
+
+# Raw request bodies -----------------------------------------------------------------------------
+
+
+@dataclass
+class Known:
+    """A stored exchange's request body, kept by the writer as the next call's base."""
+
+    exchange_id: int
+    body: bytes
+    depth: int  # links to the first whole body
+
+
+def store_request(exchange: Exchange, body: bytes, base: Known | None) -> int:
+    """Set the exchange's request columns for ``body``; returns its depth in the chain."""
+    if base is not None and base.depth < MAX_CHAIN:
+        prefix, suffix, middle = delta.split(base.body, body)
+        if prefix + suffix >= len(body) // 2:
+            exchange.request_base, exchange.request_prefix, exchange.request_suffix = base.exchange_id, prefix, suffix
+            exchange.request_data = delta.squeeze(middle)
+            return base.depth + 1
+    exchange.request_base, exchange.request_prefix, exchange.request_suffix = None, 0, 0
+    exchange.request_data = delta.squeeze(body)
+    return 0
+
+
+def _links(ids: list[int]) -> dict[int, tuple[int | None, int, int, bytes]]:
+    """Every exchange the request bodies of ``ids`` are built from, with its columns."""
+    table = connection.ops.quote_name(Exchange._meta.db_table)
+    found: dict[int, tuple[int | None, int, int, bytes]] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start:start + _IN_CHUNK]
+        marks = ", ".join(["%s"] * len(chunk))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH RECURSIVE chain(id) AS (SELECT id FROM {table} WHERE id IN ({marks})"
+                f" UNION SELECT e.request_base FROM {table} e JOIN chain ON e.id = chain.id"
+                f" WHERE e.request_base IS NOT NULL)"
+                f" SELECT id, request_base, request_prefix, request_suffix, request_data FROM {table}"
+                f" WHERE id IN (SELECT id FROM chain)", chunk)
+            found.update({row[0]: (row[1], row[2], row[3], bytes(row[4])) for row in cursor.fetchall()})
+    return found
+
+
+def request_bodies(ids: list[int]) -> dict[int, bytes]:
+    """The request bodies of the exchanges ``ids``, byte for byte."""
+    wanted = set(ids)
+    return {pk: known.body for pk, known in _known(ids).items() if pk in wanted}
+
+
+def _known(ids: list[int]) -> dict[int, Known]:
+    links = _links(list(ids))
+    built: dict[int, Known] = {}
+    for pk in sorted(links):  # a base is always an earlier exchange
+        base_id, prefix, suffix, data = links[pk]
+        if base_id is None:
+            built[pk] = Known(pk, delta.unsqueeze(data), 0)
+        else:
+            base = built[base_id]
+            built[pk] = Known(pk, delta.join(base.body, prefix, suffix, delta.unsqueeze(data)), base.depth + 1)
+    return built
+
+
+def last_request(trace_id: str) -> Known | None:
+    """The newest stored request body of a trace, for a writer that has none in memory."""
+    newest = (Event.objects.filter(trace__trace_id=trace_id, exchange__isnull=False)
+              .order_by("-pk").values_list("exchange_id", flat=True).first())
+    return None if newest is None else _known([newest])[newest]
+
+
+def chunk_marks(chunks: list[list[Any]] | None, body_text: str) -> list[list[Any]] | None:
+    """``[ms, length]`` for each ``[ms, text]`` chunk whose texts make up the decoded body."""
+    if chunks is None:
+        return None
+    if sum(len(text) for _, text in chunks) != len(body_text):
+        raise ValueError("the chunks are not the body")
+    return [[ms, len(text)] for ms, text in chunks]
+
+
+# Events -----------------------------------------------------------------------------------------
+
+
+def _messages_of(event: Event) -> list | None:
+    content = event.content
+    if event.event_type not in PACKED_KINDS:
+        return None
+    messages = content.get("messages") if isinstance(content, dict) else content
+    return messages if isinstance(messages, list) and len(messages) >= 2 else None
+
+
+def _blob_ids(trace_pk: int, texts: list[str], messages: list, created: list, have: dict[bytes, int]) -> list[int]:
+    """Ids of the trace's blobs for these message texts, storing the ones it does not have (added to
+    ``created`` as ``(id, trace pk, message)``). ``have``: the digests and ids the writer knows of."""
+    digests = [delta.digest(text.encode()) for text in texts]
+    unique = [d for d in dict.fromkeys(digests) if d not in have]
+    for start in range(0, len(unique), _IN_CHUNK):
+        rows = MessageBlob.objects.filter(trace_id=trace_pk, digest__in=unique[start:start + _IN_CHUNK])
+        have.update((bytes(d), pk) for d, pk in rows.values_list("digest", "pk"))
+    new = {d: (text, message) for d, text, message in zip(digests, texts, messages, strict=True) if d not in have}
+    if new:
+        blobs = MessageBlob.objects.bulk_create(
+            [MessageBlob(trace_id=trace_pk, digest=d, data=text) for d, (text, _) in new.items()])
+        have.update((blob.digest, blob.pk) for blob in blobs)
+        created += [(blob.pk, trace_pk, message) for blob, (_, message) in zip(blobs, new.values(), strict=True)]
+    return [have[d] for d in digests]
+
+
+def _version_values(version_ids: set[str]) -> dict[str, dict[str, Any]]:
+    rows = AgentVersion.objects.filter(pk__in=version_ids).values_list("pk", *_VERSION_KEYS.values())
+    return {pk: dict(zip(_VERSION_KEYS, values, strict=True)) for pk, *values in rows}
+
+
+def _pack_metadata(event: Event, versions: dict[str, dict[str, Any]]) -> list[str]:
+    """Leave out of the metadata what the event's agent version holds, exactly; returns the keys."""
+    held = versions.get(event.agent_version_id) or {}
+    keys = [key for key in _VERSION_KEYS if event.metadata.get(key) and key in held
+            and jsontext.dumps(event.metadata[key]) == jsontext.dumps(held[key])]
+    if keys:
+        event.metadata = {key: (None if key in keys else value) for key, value in event.metadata.items()}
+    return keys
+
+
+@dataclass
+class Listed:
+    """A stored event's message ids, kept by the writer as the next event's base."""
+
+    event_id: int
+    ids: list[int]
+    depth: int
+
+
+def _list_packing(ids: list[int], base: Listed | None) -> dict[str, Any]:
+    """The ids as runs, or, when they continue ``base``'s, as how many of its ids they keep and the rest:
+    a growing history's runs break at every repeated message (an agent's "ok"), and its ids would be
+    stored again for each call."""
+    if base is not None and base.depth < MAX_LIST_CHAIN:
+        keep = len(delta.common_prefix(base.ids, ids))
+        if keep >= len(ids) // 2:
+            return {"after": base.event_id, "keep": keep, "depth": base.depth + 1, "messages": delta.runs(ids[keep:])}
+    return {"messages": delta.runs(ids)}
+
+
+def _last_listed(trace_pk: int) -> Listed | None:
+    row = (Event.objects.filter(trace_id=trace_pk, packing__isnull=False).order_by("-pk")
+           .values_list("pk", "packing").first())
+    if row is None or "messages" not in row[1]:
+        return None
+    return Listed(row[0], _message_ids({row[0]: row[1]})[row[0]], row[1].get("depth", 0))
+
+
+def pack_events(events: list[Event], cache) -> tuple[list[tuple[Event, Any, Any, list[int]]], list]:
+    """Store the repeated parts of these unsaved events apart. Returns what ``restore`` puts back after
+    the insert, so the caller keeps whole events, and the messages stored for the first time
+    (``(blob id, trace pk, message)``). ``cache``: the writer's RowCache."""
+    packable = [(event, messages) for event in events if (messages := _messages_of(event)) is not None]
+    created: list = []
+    if not packable:
+        return [], created
+    versions = _version_values({e.agent_version_id for e, _ in packable if e.agent_version_id})
+    originals = []
+    for event, messages in packable:
+        try:
+            texts = [jsontext.dumps(message) for message in messages]
+        except (TypeError, ValueError):
+            continue
+        ids = _blob_ids(event.trace_id, texts, messages, created, cache.blobs.setdefault(event.trace_id, {}))
+        originals.append((event, event.content, event.metadata, ids))
+        if event.trace_id not in cache.message_lists:
+            cache.message_lists[event.trace_id] = _last_listed(event.trace_id)
+        content = event.content
+        event.content = {k: (None if k == "messages" else v) for k, v in content.items()} if isinstance(content, dict) else None
+        event.packing = _list_packing(ids, cache.message_lists[event.trace_id])
+        if keys := _pack_metadata(event, versions):
+            event.packing["version"] = keys
+    return originals, created
+
+
+def restore(originals: list[tuple[Event, Any, Any, list[int]]], cache) -> None:
+    for event, content, metadata, ids in originals:
+        cache.message_lists[event.trace_id] = Listed(event.pk, ids, event.packing.get("depth", 0))
+        event.content, event.metadata, event.packing = content, metadata, None
+
+
+def _message_ids(packings: dict[int, dict[str, Any]]) -> dict[int, list[int]]:
+    """Each packed event's message ids, fetching the events their lists continue (a round per link)."""
+    packings = dict(packings)
+    while missing := {p["after"] for p in packings.values() if "after" in p} - packings.keys():
+        packings.update(Event.objects.filter(pk__in=missing).values_list("pk", "packing"))
+    ids: dict[int, list[int]] = {}
+    for pk in sorted(packings):  # a list continues an earlier event's
+        packing = packings[pk]
+        before = ids[packing["after"]][:packing["keep"]] if "after" in packing else []
+        ids[pk] = before + delta.ids_of(packing.get("messages") or [])
+    return ids
+
+
+def _blob_values(ids: set[int]) -> dict[int, Any]:
+    found: dict[int, Any] = {}
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), _IN_CHUNK):
+        rows = MessageBlob.objects.filter(pk__in=ordered[start:start + _IN_CHUNK]).values_list("pk", "data")
+        found.update((pk, jsontext.loads(data)) for pk, data in rows)
+    return found
+
+
+def unpack_events(events: list[Event]) -> None:
+    """Put back what ``pack_events`` stored apart, in place (a few queries for any number of events)."""
+    packed = {event.pk: event for event in events if event.packing}
+    if not packed:
+        return
+    ids = _message_ids({pk: event.packing for pk, event in packed.items() if "messages" in event.packing})
+    blobs = _blob_values({blob for pk in packed if pk in ids for blob in ids[pk]})
+    versions = _version_values({e.agent_version_id for e in packed.values() if e.packing.get("version")})
+    for pk, event in packed.items():
+        if pk in ids:
+            messages = [blobs[blob] for blob in ids[pk]]
+            content = event.content
+            event.content = ({k: (messages if k == "messages" else v) for k, v in content.items()}
+                             if isinstance(content, dict) else messages)
+        if keys := event.packing.get("version"):
+            held = versions.get(event.agent_version_id, {})
+            event.metadata = {k: (held.get(k) if k in keys else v) for k, v in event.metadata.items()}
+        event.packing = None
