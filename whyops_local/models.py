@@ -253,6 +253,7 @@ class Exchange(models.Model):
 class Event(models.Model):
     SOURCE_SDK = "sdk"
     SOURCE_PROXY = "proxy"
+    SOURCE_OTLP = "otlp"
 
     # Each index costs every insert (events are the one table written at ingest rate): the trace's
     # is the first column of event_trace_step, and events are never looked up by version or exchange.

@@ -35,6 +35,16 @@ def _model(body: dict | None) -> str:
     return (body or {}).get("model") or ""
 
 
+def _calls_tools(body: dict) -> bool:
+    """A model named ``...tools...`` answers with tool calls; ``...tools-once...`` only until it has
+    tool results, so an agent loop ends."""
+    model = _model(body)
+    if "tools-once" in model:
+        last = ((body.get("messages") or body.get("input") or [{}]) or [{}])[-1]
+        return not (isinstance(last, dict) and (last.get("role") == "tool" or last.get("type") == "function_call_output"))
+    return "tools" in model
+
+
 class FakeUpstream:
     def __init__(self) -> None:
         self.requests: list[Received] = []
@@ -161,7 +171,7 @@ class FakeUpstream:
 
     def _chat(self, body: dict) -> Any:
         n = self.next_id()
-        tools = "tools" in _model(body)
+        tools = _calls_tools(body)
         calls = [{"id": f"call_{n}_{i}", "type": "function",
                   "function": {"name": name, "arguments": json.dumps(args)}}
                  for i, (name, args) in enumerate([("get_weather", {"city": "Paris"}), ("get_time", {"tz": "CET"})])]
@@ -197,7 +207,7 @@ class FakeUpstream:
 
     def _responses(self, body: dict) -> Any:
         n = self.next_id()
-        tools = "tools" in _model(body)
+        tools = _calls_tools(body)
         message = {"id": f"msg_{n}", "type": "message", "status": "completed", "role": "assistant",
                    "content": [{"type": "output_text", "text": "Hello world", "annotations": []}]}
         call = {"id": f"fc_{n}", "type": "function_call", "status": "completed", "call_id": f"call_{n}",

@@ -1,0 +1,133 @@
+"""Storing an OTLP export: run in the writer process, like ingest, so a 2xx means committed.
+
+Each request is decoded and mapped there (off the server's event loop) and stored as one
+``EventsJob``: atomic, retried spans skipped by their idempotency keys. What the pure mapping
+cannot know is where a span's parent is: the parent's first step, found in the requests being
+stored together or among the stored events (by its idempotency key, an indexed lookup). A child
+that arrives before its parent gets ``parentStepId`` 0 (no step is 0 here) and is pointed at the
+parent when the parent is stored, in the same transaction.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from ..domain.schemas import EventIn, Invalid, validate_event
+from ..live import messages as live
+from ..models import Event
+from ..storage.rows import EventsJob, RowCache, record_jobs
+from . import decode, mapping
+
+UNRESOLVED = 0  # the parentStepId of a span whose parent is not stored yet
+
+
+@dataclass
+class Prepared:
+    position: int
+    encoding: str
+    items: list[EventIn] = field(default_factory=list)
+    parents: list[tuple[EventIn, str]] = field(default_factory=list)  # a span's first event, its parent span id
+    rejected: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+def _valid(events: list[dict[str, Any]]) -> list[EventIn] | str:
+    try:
+        return [validate_event(event) for event in events]
+    except Invalid as exc:
+        return "; ".join(f"{d['field']}: {d['message']}" for d in exc.details)
+
+
+def _prepare(position: int, body: bytes, encoding: str, content_encoding: str) -> Prepared:
+    plain = decode.inflate(body, content_encoding, settings.WHYOPS_MAX_BODY_BYTES)
+    spans = decode.spans(decode.parse_request(plain, encoding))
+    prepared = Prepared(position, encoding)
+    for shared, members in mapping.grouped(spans):
+        for span in members:
+            checked = _valid([{**shared, **event} for event in mapping.span_events(span)])
+            if isinstance(checked, str):  # refused alone, named in the answer's partialSuccess
+                prepared.rejected += 1
+                prepared.reasons.append(f"span {span.span_id}: {checked}")
+                continue
+            if span.parent_id:
+                prepared.parents.append((checked[0], span.parent_id))
+            prepared.items += checked
+    return prepared
+
+
+def _resolve_parents(prepared: list[Prepared]) -> None:
+    """Set each span's first parentStepId to its parent's first step: among these requests, else stored."""
+    known: dict[tuple[str, str], int] = {}
+    for request in prepared:
+        for item in request.items:
+            if item.idempotencyKey.endswith(":0"):
+                known[(item.traceId, item.spanId)] = item.stepId
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for request in prepared:
+        for item, parent in request.parents:
+            if (item.traceId, parent) not in known:
+                wanted[item.traceId].add(f"otlp:{parent}:0")
+    for trace_id, keys in wanted.items():
+        stored = Event.objects.filter(trace__trace_id=trace_id, idempotency_key__in=keys)
+        for key, step in stored.values_list("idempotency_key", "step_id"):
+            known[(trace_id, key.split(":")[1])] = step
+    for request in prepared:
+        for item, parent in request.parents:
+            item.parentStepId = known.get((item.traceId, parent), UNRESOLVED)
+
+
+def _adopt_orphans(prepared: list[Prepared]) -> None:
+    """Point children stored before their parent (parentStepId 0) at the parent stored now."""
+    anchors: dict[str, dict[str, int]] = defaultdict(dict)
+    for request in prepared:
+        for item in request.items:
+            if item.idempotencyKey.endswith(":0"):
+                anchors[item.traceId][item.spanId] = item.stepId
+    for trace_id, steps in anchors.items():
+        orphans = (Event.objects.filter(trace__trace_id=trace_id, parent_step_id=UNRESOLVED, source=Event.SOURCE_OTLP)
+                   .values_list("id", "metadata__otel__parentSpanId"))
+        by_parent: dict[int, list[int]] = defaultdict(list)
+        for pk, parent in orphans:
+            if parent in steps:
+                by_parent[steps[parent]].append(pk)
+        for step, pks in by_parent.items():
+            Event.objects.filter(pk__in=pks).update(parent_step_id=step)
+
+
+def _answer(request: Prepared) -> bytes:
+    message = "; ".join(request.reasons)[:2000]
+    return decode.export_response(request.rejected, message, request.encoding)
+
+
+def export_group(tasks: list, cache: RowCache | None = None) -> list[tuple[int, bytes, str, list] | Exception]:
+    """Decode, map and store several OTLP export requests in one commit; one answer per request:
+    (status, body, content type, live messages) or the exception that failed it."""
+    answers: list[Any] = [None] * len(tasks)
+    prepared = []
+    for position, task in enumerate(tasks):
+        try:
+            prepared.append(_prepare(position, task.body, task.encoding, task.content_encoding))
+        except Invalid as exc:
+            answers[position] = (exc.status, *decode.error_body(exc, task.encoding), [])
+    storing = [request for request in prepared if request.items]
+    for request in prepared:
+        if not request.items:
+            answers[request.position] = (200, _answer(request), request.encoding, [])
+    if not storing:
+        return answers
+    try:
+        with transaction.atomic():
+            _resolve_parents(storing)
+            outcomes = record_jobs([EventsJob(r.items, Event.SOURCE_OTLP) for r in storing], cache)
+            _adopt_orphans([r for r, outcome in zip(storing, outcomes, strict=True) if not isinstance(outcome, Exception)])
+    except Exception as exc:  # noqa: BLE001  (the commit failed: every request in the group fails)
+        if cache is not None:
+            cache.clear()
+        outcomes = [exc] * len(storing)
+    for request, outcome in zip(storing, outcomes, strict=True):
+        answers[request.position] = outcome if isinstance(outcome, Exception) else (
+            200, _answer(request), request.encoding, live.announcements(outcome))
+    return answers
