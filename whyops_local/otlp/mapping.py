@@ -127,15 +127,29 @@ def _flattened(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
             by_index.setdefault(int(index), {})[rest.removeprefix("message.")] = value
     messages = []
     for _, fields in sorted(by_index.items()):
-        message = _present(role=fields.get("role") or "user", content=fields.get("content"),
+        contents = _flattened_contents(fields)
+        message = _present(role=fields.get("role") or "user",
+                           content=fields.get("content") or "".join(c.get("text") or "" for c in contents
+                                                                     if c.get("type") == "text"),
                            tool_call_id=fields.get("tool_call_id"), name=fields.get("name"),
-                           finish_reason=fields.get("finish_reason"))
+                           finish_reason=fields.get("finish_reason"),
+                           reasoning=[c.get("text") for c in contents if c.get("type") == "reasoning" and c.get("text")])
         message.setdefault("content", "")
         calls = _flattened_calls(fields)
         if calls:
             message["tool_calls"] = calls
         messages.append(message)
     return messages
+
+
+def _flattened_contents(fields: dict[str, Any]) -> list[dict[str, Any]]:
+    """OpenInference's ``message.contents.N.message_content.{type,text}`` parts."""
+    parts: dict[int, dict[str, Any]] = {}
+    for key, value in fields.items():
+        index, _, rest = key.removeprefix("contents.").partition(".")
+        if key.startswith("contents.") and index.isdigit():
+            parts.setdefault(int(index), {})[rest.removeprefix("message_content.")] = value
+    return [part for _, part in sorted(parts.items())]
 
 
 def _flattened_calls(fields: dict[str, Any]) -> list[dict[str, Any]]:
@@ -358,7 +372,7 @@ def grouped(spans: list[Span]) -> list[tuple[dict[str, Any], list[Span]]]:
     for trace_id, members in by_trace.items():
         shared = _present(
             traceId=(_attribute(members, "gen_ai.conversation.id", "session.id") or trace_id)[:128],
-            agentName=(_attribute(members, "gen_ai.agent.name") or _attribute(members, "service.name")
+            agentName=(_attribute(members, "gen_ai.agent.name", "agent.name") or _attribute(members, "service.name")
                        or "otel")[:255],
             externalUserId=(_attribute(members, "user.id", "enduser.id") or "")[:255] or None)
         groups.append((shared, members))
