@@ -8,7 +8,6 @@ import sys
 from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_trace_processors
 from openai import AsyncOpenAI
 from openinference.instrumentation.openai_agents import OpenAIAgentsInstrumentor
-from opentelemetry import trace
 
 from tests.otlp_agents.exporting import tracer_provider
 
