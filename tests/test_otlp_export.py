@@ -176,7 +176,7 @@ def post(server, body: bytes, content_type: str = "application/json", **headers)
 
 def test_hand_built_json_gzipped_children_first_and_retried(otlp_server):
     trace_id = uuid.uuid4().hex
-    llm = hand_span(trace_id, "00000000000000c1", "chat", 1_000, parent="00000000000000a1",
+    llm = hand_span(trace_id, "00000000000000c1", "chat", 1_000_000, parent="00000000000000a1",
                     gen_ai__operation__name="chat", gen_ai__provider__name="anthropic",
                     gen_ai__request__model="claude-3-5-haiku-20241022", gen_ai__usage__input_tokens=20,
                     gen_ai__usage__output_tokens=5, gen_ai__usage__cache_read__input_tokens=300,

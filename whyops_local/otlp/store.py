@@ -18,7 +18,7 @@ from django.db import transaction
 from ..domain.schemas import EventIn, Invalid, validate_event
 from ..live import messages as live
 from ..models import Event
-from ..storage.rows import EventsJob, RowCache, record_jobs
+from ..storage.rows import EventsJob, RowCache, Saved, record_jobs
 from . import decode, mapping
 
 UNRESOLVED = 0  # the parentStepId of a span whose parent is not stored yet
@@ -79,22 +79,32 @@ def _resolve_parents(prepared: list[Prepared]) -> None:
             item.parentStepId = known.get((item.traceId, parent), UNRESOLVED)
 
 
-def _adopt_orphans(prepared: list[Prepared]) -> None:
-    """Point children stored before their parent (parentStepId 0) at the parent stored now."""
-    anchors: dict[str, dict[str, int]] = defaultdict(dict)
-    for request in prepared:
-        for item in request.items:
-            if item.idempotencyKey.endswith(":0"):
-                anchors[item.traceId][item.spanId] = item.stepId
-    for trace_id, steps in anchors.items():
-        orphans = (Event.objects.filter(trace__trace_id=trace_id, parent_step_id=UNRESOLVED, source=Event.SOURCE_OTLP)
-                   .values_list("id", "metadata__otel__parentSpanId"))
-        by_parent: dict[int, list[int]] = defaultdict(list)
-        for pk, parent in orphans:
-            if parent in steps:
-                by_parent[steps[parent]].append(pk)
-        for step, pks in by_parent.items():
-            Event.objects.filter(pk__in=pks).update(parent_step_id=step)
+def _orphans(trace_id: str, cache: RowCache) -> dict[str, list[int]]:
+    """The trace's events waiting for their parent, by parent span id: read once, then kept in the cache."""
+    if trace_id not in cache.otlp_orphans:
+        waiting: dict[str, list[int]] = defaultdict(list)
+        stored = Event.objects.filter(trace__trace_id=trace_id, parent_step_id=UNRESOLVED, source=Event.SOURCE_OTLP)
+        for pk, parent in stored.values_list("id", "metadata__otel__parentSpanId"):
+            waiting[parent].append(pk)
+        cache.otlp_orphans[trace_id] = waiting
+    return cache.otlp_orphans[trace_id]
+
+
+def _adopt_orphans(stored: list[tuple[Prepared, list[Saved]]], cache: RowCache) -> None:
+    """Point children stored before their parent (parentStepId 0) at the parent stored now, and
+    remember the children stored now whose parent has yet to come."""
+    for request, saved in stored:
+        for item, result in zip(request.items, saved, strict=True):
+            if item.idempotencyKey.endswith(":0") and result.status == "saved":
+                pks = _orphans(item.traceId, cache).pop(item.spanId, None)
+                if pks:
+                    Event.objects.filter(pk__in=pks).update(parent_step_id=item.stepId)
+    for request, saved in stored:
+        positions = {id(item): n for n, item in enumerate(request.items)}
+        for item, parent in request.parents:
+            result = saved[positions[id(item)]]
+            if item.parentStepId == UNRESOLVED and result.status == "saved":
+                _orphans(item.traceId, cache)[parent].append(result.event.pk)
 
 
 def _answer(request: Prepared) -> bytes:
@@ -105,6 +115,7 @@ def _answer(request: Prepared) -> bytes:
 def export_group(tasks: list, cache: RowCache | None = None) -> list[tuple[int, bytes, str, list] | Exception]:
     """Decode, map and store several OTLP export requests in one commit; one answer per request:
     (status, body, content type, live messages) or the exception that failed it."""
+    cache = cache or RowCache()
     answers: list[Any] = [None] * len(tasks)
     prepared = []
     for position, task in enumerate(tasks):
@@ -122,10 +133,10 @@ def export_group(tasks: list, cache: RowCache | None = None) -> list[tuple[int, 
         with transaction.atomic():
             _resolve_parents(storing)
             outcomes = record_jobs([EventsJob(r.items, Event.SOURCE_OTLP) for r in storing], cache)
-            _adopt_orphans([r for r, outcome in zip(storing, outcomes, strict=True) if not isinstance(outcome, Exception)])
+            _adopt_orphans([(r, outcome) for r, outcome in zip(storing, outcomes, strict=True)
+                            if not isinstance(outcome, Exception)], cache)
     except Exception as exc:  # noqa: BLE001  (the commit failed: every request in the group fails)
-        if cache is not None:
-            cache.clear()
+        cache.clear()
         outcomes = [exc] * len(storing)
     for request, outcome in zip(storing, outcomes, strict=True):
         answers[request.position] = outcome if isinstance(outcome, Exception) else (

@@ -106,6 +106,8 @@ class RowCache:
         self.latest_versions: dict[str, str | None] = {}
         self.versions: dict[tuple[str, str], str] = {}  # (agent id, version hash) -> version id
         self.traces: dict[str, Trace] = {}
+        # trace id -> {parent span id -> ids of events waiting for that parent} (otlp/store.py)
+        self.otlp_orphans: dict[str, dict[str, list[int]]] = {}
 
     def revalidate(self) -> None:
         """Forget what may have changed since the last transaction; call inside a write transaction."""
