@@ -107,6 +107,25 @@ def _adopt_orphans(stored: list[tuple[Prepared, list[Saved]]], cache: RowCache) 
                 _orphans(item.traceId, cache)[parent].append(result.event.pk)
 
 
+def _new_keys(prepared: list[Prepared]) -> list[frozenset]:
+    """Per request, the idempotency keys not stored yet: one query per trace rather than one per event.
+    A key in several of the requests is left to the first; the others look it up once it is stored."""
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for request in prepared:
+        for item in request.items:
+            wanted[item.traceId].add(item.idempotencyKey)
+    stored = set()
+    for trace_id, keys in wanted.items():
+        found = Event.objects.filter(trace__trace_id=trace_id, idempotency_key__in=keys)
+        stored.update((trace_id, key) for key in found.values_list("idempotency_key", flat=True))
+    per_request, given = [], set(stored)
+    for request in prepared:
+        mine = {(item.traceId, item.idempotencyKey) for item in request.items} - given
+        given |= mine
+        per_request.append(frozenset(mine))
+    return per_request
+
+
 def _answer(request: Prepared) -> bytes:
     message = "; ".join(request.reasons)[:2000]
     return decode.export_response(request.rejected, message, request.encoding)
@@ -132,7 +151,9 @@ def export_group(tasks: list, cache: RowCache | None = None) -> list[tuple[int, 
     try:
         with transaction.atomic():
             _resolve_parents(storing)
-            outcomes = record_jobs([EventsJob(r.items, Event.SOURCE_OTLP) for r in storing], cache)
+            jobs = [EventsJob(r.items, Event.SOURCE_OTLP, new_keys=keys) for r, keys in zip(storing, _new_keys(storing),
+                                                                                             strict=True)]
+            outcomes = record_jobs(jobs, cache)
             _adopt_orphans([(r, outcome) for r, outcome in zip(storing, outcomes, strict=True)
                             if not isinstance(outcome, Exception)], cache)
     except Exception as exc:  # noqa: BLE001  (the commit failed: every request in the group fails)
