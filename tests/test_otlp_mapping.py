@@ -8,6 +8,7 @@ import pytest
 from whyops_local.domain.schemas import Invalid
 from whyops_local.otlp import decode, mapping
 from whyops_local.otlp.decode import Span
+from whyops_local.pages.graph import label
 
 START = 1_764_000_000_000_000_000
 
@@ -128,6 +129,7 @@ def test_agent_chain_and_unknown_spans_are_kept_as_spans_and_their_usage_is_not_
     assert agent[0]["content"] == {"name": "invoke_agent bot", "kind": "agent", "agent": "bot"}
     assert "usage" not in agent[0]["metadata"]
     assert unknown[0]["metadata"]["otel"]["attributes"] == {"http.method": "GET"}
+    assert label({**unknown[0], "id": 1}) == "GET /"  # the graph names it by its span name
 
 
 def test_error_status_and_exception_events_become_error_events():
