@@ -107,9 +107,10 @@ def test_openinference_openai_instrumentation_in_a_session(otlp_server, fake_ups
     assert answers[0]["metadata"]["usage"] == {"promptTokens": 120, "completionTokens": 12, "totalTokens": 132,
                                                "cacheReadTokens": 100, "reasoningTokens": 0}
     assert answers[1]["content"]["content"] == "Hello world"
-    assert [(s["tool"], s["arguments"][0]["id"], s["arguments"][0]["arguments"], s["results"]) for s in trace["spans"]] \
-        == [("get_weather", "call_1_0", {"city": "Paris"}, {"sky": "sunny"}),
-            ("get_time", "call_1_1", {"tz": "CET"}, {"sky": "sunny"})]
+    assert [(s["tool"], s["arguments"][0]["arguments"], s["results"]) for s in trace["spans"]] \
+        == [("get_weather", {"city": "Paris"}, {"sky": "sunny"}), ("get_time", {"tz": "CET"}, {"sky": "sunny"})]
+    calls = answers[0]["content"]["toolCalls"]
+    assert [s["arguments"][0]["id"] for s in trace["spans"]] == [call["id"] for call in calls]
     assert Decimal(str(trace["costUsd"])) == 2 * mini_cost(120, 12, cached=100)
     assert trace["usage"]["cacheReadTokens"] == 200
 
