@@ -58,25 +58,43 @@ def _prepare(position: int, body: bytes, encoding: str, content_encoding: str) -
     return prepared
 
 
-def _resolve_parents(prepared: list[Prepared]) -> None:
-    """Set each span's first parentStepId to its parent's first step: among these requests, else stored."""
+def _stored_steps(wanted: dict[str, set[str]]) -> dict[tuple[str, str], int]:
+    """(trace id, idempotency key) -> step of those already stored: one query for every trace of the group."""
+    keys = set().union(*wanted.values())
+    stored = Event.objects.filter(trace__trace_id__in=list(wanted), idempotency_key__in=keys)
+    return {(trace_id, key): step for trace_id, key, step in stored.values_list("trace__trace_id", "idempotency_key",
+                                                                               "step_id")
+            if key in wanted[trace_id]}
+
+
+def _look_up(prepared: list[Prepared]) -> list[frozenset]:
+    """Resolve each span's first parentStepId (its parent's first step: among these requests, else
+    stored, else UNRESOLVED) and return, per request, the idempotency keys not stored yet, so no event
+    needs a lookup of its own. A key in several of the requests is left to the first; the others look
+    it up once it is stored."""
     known: dict[tuple[str, str], int] = {}
+    wanted: dict[str, set[str]] = defaultdict(set)
     for request in prepared:
         for item in request.items:
+            wanted[item.traceId].add(item.idempotencyKey)
             if item.idempotencyKey.endswith(":0"):
                 known[(item.traceId, item.spanId)] = item.stepId
-    wanted: dict[str, set[str]] = defaultdict(set)
     for request in prepared:
         for item, parent in request.parents:
             if (item.traceId, parent) not in known:
                 wanted[item.traceId].add(f"otlp:{parent}:0")
-    for trace_id, keys in wanted.items():
-        stored = Event.objects.filter(trace__trace_id=trace_id, idempotency_key__in=keys)
-        for key, step in stored.values_list("idempotency_key", "step_id"):
-            known[(trace_id, key.split(":")[1])] = step
+    stored = _stored_steps(wanted)
+    for (trace_id, key), step in stored.items():
+        known.setdefault((trace_id, key.split(":")[1]), step)
     for request in prepared:
         for item, parent in request.parents:
             item.parentStepId = known.get((item.traceId, parent), UNRESOLVED)
+    per_request, given = [], set(stored)
+    for request in prepared:
+        mine = {(item.traceId, item.idempotencyKey) for item in request.items} - given
+        given |= mine
+        per_request.append(frozenset(mine))
+    return per_request
 
 
 def _orphans(trace_id: str, cache: RowCache) -> dict[str, list[int]]:
@@ -107,25 +125,6 @@ def _adopt_orphans(stored: list[tuple[Prepared, list[Saved]]], cache: RowCache) 
                 _orphans(item.traceId, cache)[parent].append(result.event.pk)
 
 
-def _new_keys(prepared: list[Prepared]) -> list[frozenset]:
-    """Per request, the idempotency keys not stored yet: one query per trace rather than one per event.
-    A key in several of the requests is left to the first; the others look it up once it is stored."""
-    wanted: dict[str, set[str]] = defaultdict(set)
-    for request in prepared:
-        for item in request.items:
-            wanted[item.traceId].add(item.idempotencyKey)
-    stored = set()
-    for trace_id, keys in wanted.items():
-        found = Event.objects.filter(trace__trace_id=trace_id, idempotency_key__in=keys)
-        stored.update((trace_id, key) for key in found.values_list("idempotency_key", flat=True))
-    per_request, given = [], set(stored)
-    for request in prepared:
-        mine = {(item.traceId, item.idempotencyKey) for item in request.items} - given
-        given |= mine
-        per_request.append(frozenset(mine))
-    return per_request
-
-
 def _answer(request: Prepared) -> bytes:
     message = "; ".join(request.reasons)[:2000]
     return decode.export_response(request.rejected, message, request.encoding)
@@ -150,9 +149,8 @@ def export_group(tasks: list, cache: RowCache | None = None) -> list[tuple[int, 
         return answers
     try:
         with transaction.atomic():
-            _resolve_parents(storing)
-            jobs = [EventsJob(r.items, Event.SOURCE_OTLP, new_keys=keys) for r, keys in zip(storing, _new_keys(storing),
-                                                                                             strict=True)]
+            jobs = [EventsJob(r.items, Event.SOURCE_OTLP, new_keys=keys)
+                    for r, keys in zip(storing, _look_up(storing), strict=True)]
             outcomes = record_jobs(jobs, cache)
             _adopt_orphans([(r, outcome) for r, outcome in zip(storing, outcomes, strict=True)
                             if not isinstance(outcome, Exception)], cache)
