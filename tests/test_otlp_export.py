@@ -245,3 +245,24 @@ def test_the_api_key_applies(fake_upstream, tmp_path):
         assert post(keyed, body).status_code == 401
         assert post(keyed, body, authorization="Bearer secret").status_code == 200
         assert detail(keyed, trace_id)["eventCount"] == 1
+
+
+async def test_an_exported_span_reaches_the_open_trace_page_live(otlp_server):
+    from .test_live_server import listen, next_message
+
+    trace_id = uuid.uuid4().hex
+    first = hand_span(trace_id, "00000000000000a1", "warm-up", 0)
+    async with httpx.AsyncClient() as client:
+        await client.post(f"{otlp_server.url}/v1/traces", content=otlp_json(trace_id, [first]),
+                          headers={"content-type": "application/json"})
+        trace_ws = await listen(otlp_server, f"/ws/traces/{trace_id}")
+        try:
+            failing = hand_span(trace_id, "00000000000000a2", "lookup", 1_000_000, gen_ai__operation__name="execute_tool",
+                                gen_ai__tool__name="lookup")
+            failing["status"] = {"code": 2, "message": "lookup timed out"}
+            await client.post(f"{otlp_server.url}/v1/traces", content=otlp_json(trace_id, [failing]),
+                              headers={"content-type": "application/json"})
+            kinds = [(await next_message(trace_ws, "event.new"))["event"]["eventType"] for _ in range(3)]
+        finally:
+            await trace_ws.close()
+    assert kinds == ["tool_call_request", "tool_call_response", "error"]
