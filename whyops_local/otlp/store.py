@@ -125,6 +125,27 @@ def _adopt_orphans(stored: list[tuple[Prepared, list[Saved]]], cache: RowCache) 
                 _orphans(item.traceId, cache)[parent].append(result.event.pk)
 
 
+def _record(jobs: list[EventsJob], cache: RowCache) -> list:
+    """``record_jobs``, but the group's requests stored as one job first: a savepoint and a totals
+    update per request were most of the writer's time for one-span requests (profiled). Only if that
+    fails is each request stored on its own, so one bad request still fails alone."""
+    if len(jobs) > 1:
+        merged = EventsJob([item for job in jobs for item in job.items], Event.SOURCE_OTLP,
+                           new_keys=frozenset().union(*(job.new_keys for job in jobs)))
+        try:
+            with transaction.atomic():
+                (saved,) = record_jobs([merged], cache)
+        except Exception:  # noqa: BLE001  (stored one by one below, each failing alone)
+            cache.clear()
+        else:
+            outcomes, start = [], 0
+            for job in jobs:
+                outcomes.append(saved[start:start + len(job.items)])
+                start += len(job.items)
+            return outcomes
+    return record_jobs(jobs, cache)
+
+
 def _answer(request: Prepared) -> bytes:
     message = "; ".join(request.reasons)[:2000]
     return decode.export_response(request.rejected, message, request.encoding)
@@ -151,7 +172,7 @@ def export_group(tasks: list, cache: RowCache | None = None) -> list[tuple[int, 
         with transaction.atomic():
             jobs = [EventsJob(r.items, Event.SOURCE_OTLP, new_keys=keys)
                     for r, keys in zip(storing, _look_up(storing), strict=True)]
-            outcomes = record_jobs(jobs, cache)
+            outcomes = _record(jobs, cache)
             _adopt_orphans([(r, outcome) for r, outcome in zip(storing, outcomes, strict=True)
                             if not isinstance(outcome, Exception)], cache)
     except Exception as exc:  # noqa: BLE001  (the commit failed: every request in the group fails)
