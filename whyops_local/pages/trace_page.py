@@ -9,7 +9,7 @@ through Django's autoescaping.
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404
 
 from ..domain.events import STEP_KIND_NAMES, TOOL_EVENTS
 from ..domain.spans import tool_spans
@@ -17,7 +17,7 @@ from ..models import Event, Trace
 from ..storage.totals import by_model, split_totals
 from . import display
 from .graph import build_graph, node_id_for, timeline
-from .site import page
+from .site import page, render
 
 
 def _node_events(trace: Trace, node_id: str) -> list[Event]:

@@ -1,11 +1,10 @@
 """`/users/<externalUserId>/`: one end user's traces, tokens, cost and errors."""
 
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
 
 from ..models import Event, Trace
 from ..storage.totals import by_model, split_totals, totals
-from .site import page
+from .site import page, render
 
 PAGE_SIZE = 100
 
