@@ -8,6 +8,7 @@ that arrives before its parent gets ``parentStepId`` 0 (no step is 0 here) and i
 parent when the parent is stored, in the same transaction.
 """
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from ..models import Event
 from ..storage.rows import EventsJob, RowCache, Saved, record_jobs
 from . import decode, mapping
 
+log = logging.getLogger(__name__)
 UNRESOLVED = 0  # the parentStepId of a span whose parent is not stored yet
 
 
@@ -162,6 +164,9 @@ def export_group(tasks: list, cache: RowCache | None = None) -> list[tuple[int, 
             prepared.append(_prepare(position, task.body, task.encoding, task.content_encoding))
         except Invalid as exc:
             answers[position] = (exc.status, *decode.error_body(exc, task.encoding), [])
+        except Exception as exc:  # noqa: BLE001  (that request's answer, never the writer's end)
+            log.exception("could not read an OTLP export")
+            answers[position] = exc
     storing = [request for request in prepared if request.items]
     for request in prepared:
         if not request.items:
