@@ -364,6 +364,7 @@ class EventQuerySet(models.QuerySet):
 class Event(TokenColumns):
     SOURCE_SDK = "sdk"
     SOURCE_PROXY = "proxy"
+    SOURCE_OTLP = "otlp"
 
     # Each index costs every insert (events are the one table written at ingest rate): the trace's
     # is the first column of event_trace_step, and events are never looked up by version or exchange.

@@ -3,6 +3,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from .http.api import agent_init, api
+from .otlp.views import traces as otlp_traces
 from .pages.agents import agent_list, agent_page
 from .pages.compare import compare_page
 from .pages.trace_delete import trace_delete
@@ -30,6 +31,8 @@ urlpatterns = [
     # The SDK's fallback for agent registration, on the proxy base URL (docs/whyops-protocol.md §3).
     path("proxy/v1/agents/init", proxy_agent_init),
     path("proxy/agents/init", proxy_agent_init),
+    # OTLP/HTTP's path, at the root: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:8000 works unchanged.
+    path("v1/traces", otlp_traces),
     # Pages. Trace ids and user ids may hold "/", so they take the rest of the path.
     path("", trace_list, name="trace_list"),
     path("delete-trace", trace_delete, name="trace_delete"),

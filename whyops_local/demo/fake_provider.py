@@ -66,6 +66,16 @@ def _tokens(body: dict) -> int:
     return max(1, len(json.dumps([body.get("system"), body.get("tools"), body.get("messages")])) // 4)
 
 
+def _named_tools(body: dict) -> bool:
+    """A model named ``...tools...`` answers with tool calls; ``...tools-once...`` only until it has
+    tool results, so an agent loop ends."""
+    model = _model(body)
+    if "tools-once" in model:
+        last = ((body.get("messages") or body.get("input") or [{}]) or [{}])[-1]
+        return not (isinstance(last, dict) and (last.get("role") == "tool" or last.get("type") == "function_call_output"))
+    return "tools" in model
+
+
 class FakeUpstream:
     def __init__(self, agentic: bool = False) -> None:
         self.agentic = agentic
@@ -200,7 +210,7 @@ class FakeUpstream:
     def _calls_tools(self, body: dict) -> bool:
         if self.agentic:
             return bool(body.get("tools")) and not _tool_results(body)
-        return "tools" in _model(body)
+        return _named_tools(body)
 
     def _text(self, body: dict) -> str:
         if not self.agentic:
@@ -305,7 +315,7 @@ class FakeUpstream:
 
     def _responses(self, body: dict) -> Any:
         n = self.next_id()
-        tools = "tools" in _model(body)
+        tools = self._calls_tools(body)
         message = {"id": f"msg_{n}", "type": "message", "status": "completed", "role": "assistant",
                    "content": [{"type": "output_text", "text": "Hello world", "annotations": []}]}
         call = {"id": f"fc_{n}", "type": "function_call", "status": "completed", "call_id": f"call_{n}",

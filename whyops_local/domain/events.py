@@ -16,6 +16,8 @@ KIND_NAMES = {
     "tool_call_response": "Tool call response",
     "tool_result": "Tool result",
     "error": "Error",
+    # An OpenTelemetry span that is neither an LLM call nor a tool (an agent, a chain, anything else).
+    "span": "Span",
 }
 EVENT_TYPES = tuple(KIND_NAMES)
 
@@ -36,8 +38,9 @@ STEP_KINDS = {
     "embedding_request": "embedding",
     "embedding_response": "embedding",
     "error": "error",
+    "span": "span",
 }
 STEP_KIND_NAMES = {
     "user": "User", "llm": "LLM", "thinking": "Thinking", "tool": "Tool", "tool_result": "Tool result",
-    "embedding": "Embedding", "error": "Error",
+    "embedding": "Embedding", "error": "Error", "span": "Span",
 }

@@ -196,6 +196,11 @@ def _event(item: Any, prefix: str) -> EventIn:
     return event
 
 
+def validate_event(item: Any, prefix: str = "") -> EventIn:
+    """One event dict validated as ingest validates it; raises ``Invalid`` naming its fields."""
+    return _event(item, prefix)
+
+
 def _not_json(constant: str) -> None:
     # Python's json reads NaN and Infinity; JSON has no such values, and the database's JSON cannot hold them.
     raise ValueError(f"{constant} is not a JSON value")

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
 from ..domain.schemas import Invalid
+from ..otlp import views as otlp
 from ..storage import writer
 from .guards import api_key_error, too_large
 from .middleware import collapse_slashes
@@ -48,22 +49,36 @@ async def _read_body(receive) -> bytes:
             return b"".join(chunks)
 
 
-async def _send_json(send, status: int, body: bytes) -> None:
+async def _send(send, status: int, body: bytes, content_type: str = "application/json") -> None:
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
 
 
+async def _ingest_answer(body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes, str]:
+    return *(await ingest(body, headers)), "application/json"
+
+
+def _ingest_refusal(exc: Invalid, headers: Mapping[str, str]) -> tuple[int, bytes, str]:
+    return exc.status, json.dumps(exc.to_dict()).encode(), "application/json"
+
+
+# path -> (what answers a request, what answers one refused before that: a body too large)
+FAST_PATHS = {INGEST_PATH: (_ingest_answer, _ingest_refusal), otlp.OTLP_PATH: (otlp.export, otlp.refusal)}
+
+
 class IngestFastPath:
-    """ASGI middleware answering ``POST /api/events/ingest`` itself and passing everything else on."""
+    """ASGI middleware answering ``POST /api/events/ingest`` (and ``/v1/traces``, OTLP) itself and
+    passing everything else on."""
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if not (scope["type"] == "http" and scope["method"] == "POST"
-                and collapse_slashes(scope["path"]) == INGEST_PATH):
+        handlers = scope["type"] == "http" and scope["method"] == "POST" and FAST_PATHS.get(collapse_slashes(scope["path"]))
+        if not handlers:
             return await self.app(scope, receive, send)
+        answer, refuse = handlers
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         host, _ = split_domain_port(headers.get("host", ""))
         if not validate_host(host, settings.ALLOWED_HOSTS):
@@ -71,8 +86,7 @@ class IngestFastPath:
         try:
             body = await _read_body(receive)
         except Invalid as exc:
-            return await _send_json(send, exc.status, json.dumps(exc.to_dict()).encode())
+            return await _send(send, *refuse(exc, headers))
         except ConnectionAbortedError:
             return None
-        status, payload = await ingest(body, headers)
-        await _send_json(send, status, payload)
+        await _send(send, *(await answer(body, headers)))

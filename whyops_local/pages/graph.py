@@ -95,6 +95,8 @@ def label(event: dict[str, Any]) -> str:
         return short(metadata.get("model") or "embedding")
     if kind == "error":
         return short(body.get("message") or content or "error")
+    if kind == "span":  # an OpenTelemetry agent, chain or other span
+        return short(body.get("name") or "span")
     return kind
 
 

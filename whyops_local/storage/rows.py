@@ -115,6 +115,8 @@ class RowCache:
         self.requests: dict[str, Known] = {}  # trace id -> its newest proxied request body (content.py)
         self.message_lists: dict[int, Listed | None] = {}  # trace pk -> its newest packed message list
         self.blobs: dict[int, dict[bytes, int]] = {}  # trace pk -> its stored messages' digests and ids
+        # trace id -> {parent span id -> ids of events waiting for that parent} (otlp/store.py)
+        self.otlp_orphans: dict[str, dict[str, list[int]]] = {}
 
     def revalidate(self) -> None:
         """Forget what may have changed since the last transaction; call inside a write transaction."""
@@ -248,11 +250,11 @@ def _add_to_trace(trace: Trace, event: Event) -> None:
 
 
 def _build_event(batch: RowCache, item: EventIn, *, source: str, user: str | None, exchange: Exchange | None,
-                 now: datetime) -> Event | Saved:
+                 now: datetime, known_new: bool = False) -> Event | Saved:
     agent = batch.agent(item.agentName)
     when = item.timestamp or now
     trace = batch.trace(item, agent, when)
-    duplicate = _existing(trace, item.idempotencyKey)
+    duplicate = None if known_new else _existing(trace, item.idempotencyKey)
     if duplicate is not None:
         return Saved(duplicate, "skipped")
     metadata = item.metadata or {}
@@ -315,6 +317,8 @@ class EventsJob:
     source: str = Event.SOURCE_SDK
     user: str | None = None
     exchange: Exchange | None = None
+    # (traceId, idempotencyKey) pairs the caller found unstored in this transaction, spared a lookup each
+    new_keys: frozenset = frozenset()
 
 
 # The ingest hot path writes events and trace totals with plain statements built from the models'
@@ -433,7 +437,8 @@ def _record(batch: RowCache, job: EventsJob) -> list[Saved]:
         if key in keys_in_request:
             results.append(Saved(keys_in_request[key], "skipped"))
             continue
-        built = _build_event(batch, item, source=job.source, user=job.user, exchange=job.exchange, now=now)
+        built = _build_event(batch, item, source=job.source, user=job.user, exchange=job.exchange, now=now,
+                             known_new=key in job.new_keys)
         if isinstance(built, Saved):
             results.append(built)
             continue

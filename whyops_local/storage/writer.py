@@ -79,6 +79,26 @@ class Write:
     resent: bool = False
 
 
+@dataclass
+class OtlpExport:
+    """One ``POST /v1/traces``: its body, its encoding (``otlp/decode.py``) and Content-Encoding."""
+
+    body: bytes
+    encoding: str
+    content_encoding: str = ""
+
+
+Grouped = (Ingest, OtlpExport)  # requests stored with the others of their kind that queued up
+
+
+def _group(tasks: list, cache: "RowCache | None" = None) -> list:
+    if isinstance(tasks[0], Ingest):
+        return ingest_group(tasks, cache)
+    from ..otlp.store import export_group
+
+    return export_group(tasks, cache)
+
+
 # An ingest request is answered (status, JSON body, live messages to publish), or fails with an exception.
 Answer = tuple[int, bytes, list[live.Message]]
 
@@ -202,7 +222,7 @@ class _WriterProcess:
         self._conn = ours
         threading.Thread(target=self._read_replies, args=(ours,), name="whyops-writer-replies", daemon=True).start()
 
-    def submit(self, task: Ingest | Write, done: Done) -> None:
+    def submit(self, task: Ingest | OtlpExport | Write, done: Done) -> None:
         loop = asyncio.get_running_loop()
         self.hand_over()  # writes queued earlier go first
         with self._lock:
@@ -297,11 +317,11 @@ def start() -> None:
         _writer.start()
 
 
-def _run_in_thread(task: Ingest | Write) -> Any:
-    return ingest_group([task])[0] if isinstance(task, Ingest) else perform(task)
+def _run_in_thread(task: Ingest | OtlpExport | Write) -> Any:
+    return _group([task])[0] if isinstance(task, Grouped) else perform(task)
 
 
-def submit(task: Ingest | Write, done: Done) -> None:
+def submit(task: Ingest | OtlpExport | Write, done: Done) -> None:
     """Hand ``task`` to the writer; ``done`` is called on this event loop with its outcome."""
     if settings.WHYOPS_DEDICATED_WRITER:
         _writer.submit(task, done)
@@ -329,7 +349,7 @@ def write_soon(task: Write) -> None:
         submit(task, live.publish_soon)
 
 
-async def _outcome(task: Ingest | Write) -> Any:
+async def _outcome(task: Ingest | OtlpExport | Write) -> Any:
     future = asyncio.get_running_loop().create_future()
     submit(task, lambda outcome: future.done() or future.set_result(outcome))
     outcome = await future
@@ -341,6 +361,13 @@ async def _outcome(task: Ingest | Write) -> Any:
 async def write(fn: Callable[..., T], *args: Any) -> T:
     """Run ``fn(*args)`` (a module-level function doing database writes) in the writer, and return its result."""
     return await _outcome(Write(fn, args))
+
+
+async def export_otlp(body: bytes, encoding: str, content_encoding: str) -> tuple[int, bytes, str]:
+    """Decode and store an OTLP trace export; returns (status, body, content type) once committed (or refused)."""
+    status, payload, content_type, messages = await _outcome(OtlpExport(body, encoding, content_encoding))
+    live.publish_soon(messages)
+    return status, payload, content_type
 
 
 async def ingest(body: bytes, user: str | None) -> tuple[int, bytes]:
@@ -381,9 +408,9 @@ def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
         # A failed connection (say, PostgreSQL restarted) is replaced before the next write.
         if connection.errors_occurred and not connection.is_usable():
             connection.close()
-        if isinstance(item[1], Ingest):
+        if isinstance(item[1], Grouped):
             group, held = _queued_group(item, inbox)
-            replies = list(zip([i for i, _ in group], ingest_group([t for _, t in group], cache), strict=True))
+            replies = list(zip([i for i, _ in group], _group([t for _, t in group], cache), strict=True))
         else:
             replies = _performed(item, cache)
             done = max(done, -item[0])
@@ -398,15 +425,15 @@ def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
             return
 
 
-def _queued_group(first: tuple[int, Ingest], inbox: queue.SimpleQueue) -> tuple[list, Any]:
-    """``first`` and the ingest requests queued behind it (up to MAX_GROUP_BYTES), and what came next."""
+def _queued_group(first: tuple[int, Ingest | OtlpExport], inbox: queue.SimpleQueue) -> tuple[list, Any]:
+    """``first`` and the requests of its kind queued behind it (up to MAX_GROUP_BYTES), and what came next."""
     group, size = [first], len(first[1].body)
     while size < MAX_GROUP_BYTES:
         try:
             more = inbox.get_nowait()
         except queue.Empty:
             return group, None
-        if more is _CLOSED or not isinstance(more[1], Ingest):
+        if more is _CLOSED or type(more[1]) is not type(first[1]):
             return group, more  # stored after this group
         group.append(more)
         size += len(more[1].body)

@@ -1,0 +1,1 @@
+"""OpenTelemetry ingest: OTLP/HTTP trace exports decoded and mapped onto WhyOps events."""

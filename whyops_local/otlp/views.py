@@ -1,0 +1,51 @@
+"""``POST /v1/traces``: OTLP/HTTP trace export (protobuf or JSON), answered in the request's encoding.
+
+Answered from ASGI by ``http/ingest.py``'s fast path, like event ingest (an exporter sends a request
+per batch, or per span with a simple span processor); the Django view serves the test client.
+"""
+
+from collections.abc import Mapping
+
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from ..domain.schemas import Invalid
+from ..http.guards import api_key_error, read_body
+from ..storage import writer
+from .decode import encoding_of, error_body
+
+OTLP_PATH = "/v1/traces"
+UNAUTHENTICATED, UNAVAILABLE = 16, 14  # google.rpc.Code
+
+
+def refusal(exc: Invalid, headers: Mapping[str, str]) -> tuple[int, bytes, str]:
+    return exc.status, *error_body(exc, encoding_of(headers.get("content-type", "")))
+
+
+async def export(body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes, str]:
+    """Status, body and content type of the answer; the spans are committed before it returns."""
+    if error := api_key_error(headers):
+        return refusal(Invalid([], error=error, status=401), headers)
+    content_type = headers.get("content-type", "")
+    encoding = encoding_of(content_type)
+    if encoding is None:
+        detail = {"field": "Content-Type", "code": "unsupported",
+                  "message": f"{content_type or 'none'}: send application/x-protobuf or application/json"}
+        return refusal(Invalid([detail], error="Unsupported Content-Type for OTLP/HTTP", status=415), headers)
+    try:
+        return await writer.export_otlp(body, encoding, headers.get("content-encoding", ""))
+    except writer.WriterStopped as exc:  # the exporter retries a 503; idempotency keys make that safe
+        return refusal(Invalid([], error=str(exc), status=503), headers)
+
+
+@csrf_exempt
+@require_POST
+async def traces(request: HttpRequest) -> HttpResponse:
+    try:
+        body = read_body(request)
+    except Invalid as exc:
+        status, payload, content_type = refusal(exc, request.headers)
+    else:
+        status, payload, content_type = await export(body, request.headers)
+    return HttpResponse(payload, status=status, content_type=content_type)
