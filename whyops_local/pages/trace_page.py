@@ -9,15 +9,20 @@ through Django's autoescaping.
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 
 from ..domain.events import STEP_KIND_NAMES, TOOL_EVENTS
 from ..domain.spans import tool_spans
 from ..models import Event, Trace
 from ..storage.totals import by_model, split_totals
 from . import display
+from .conversation import conversation
 from .graph import build_graph, node_id_for, timeline
 from .site import page
+
+# The conversation's item kinds a reader can hide.
+KIND_FILTERS = [("input", "messages"), ("answer", "answers"), ("thinking", "thinking"), ("tool", "tools"),
+                ("error", "errors")]
 
 
 def _node_events(trace: Trace, node_id: str) -> list[Event]:
@@ -86,14 +91,30 @@ def panel_context(trace: Trace, node_id: str | None) -> dict[str, Any]:
     }
 
 
-def graph_data(trace: Trace) -> dict[str, Any]:
+def _event_dicts(trace: Trace) -> tuple[list[Event], list[dict[str, Any]]]:
     events = list(trace.events.order_by("step_id", "pk"))
     for event in events:
         event.trace = trace  # to_dict reads trace.trace_id; spare a query per event
-    dicts = [event.to_dict() for event in events]
+    return events, [event.to_dict() for event in events]
+
+
+def graph_data(trace: Trace) -> dict[str, Any]:
+    events, dicts = _event_dicts(trace)
     graph = build_graph(dicts)
     return {**graph, "timeline": timeline(dicts, tool_spans(dicts), graph),
             "lastSeq": max((event.pk for event in events), default=0), "kindNames": STEP_KIND_NAMES}
+
+
+def conversation_context(trace: Trace) -> dict[str, Any]:
+    """The whole run as one conversation, with the graph's node ids so a click selects the same step."""
+    events, dicts = _event_dicts(trace)
+    graph = build_graph(dicts)
+    node_of = {event_id: node["id"] for node in graph["nodes"] for event_id in node["eventIds"]}
+    for event, item in zip(events, dicts, strict=True):
+        item["node"] = node_of.get(event.pk, str(event.step_id))
+        item["tokens"] = (event.prompt_tokens, event.cache_read_tokens, event.cache_creation_tokens, event.completion_tokens)
+    return {"folds": conversation(dicts), "steps": len(dicts),
+            "live": {"lastSeq": max((event.pk for event in events), default=0), "selected": None}}
 
 
 def head_context(trace: Trace) -> dict[str, Any]:
@@ -103,7 +124,10 @@ def head_context(trace: Trace) -> dict[str, Any]:
 
 @page
 def trace_page(request: HttpRequest, trace_id: str) -> HttpResponse:
-    trace = get_object_or_404(Trace.objects.select_related("agent", "agent_version"), trace_id=trace_id)
+    trace = Trace.objects.select_related("agent", "agent_version").filter(trace_id=trace_id).first()
+    if trace is None:
+        # The page an agent's first event has not reached yet: it waits and loads the trace when it does.
+        return render(request, "traces/waiting.html", {"trace_id": trace_id}, status=404)
     selected = request.GET.get("step") or None
     if request.GET.get("partial") == "panel":
         context = panel_context(trace, selected)
@@ -113,6 +137,12 @@ def trace_page(request: HttpRequest, trace_id: str) -> HttpResponse:
     if request.GET.get("partial") == "head":
         # What a live page re-fetches to update its header totals after new events.
         return render(request, "traces/_head.html", head_context(trace))
+    if request.GET.get("partial") == "conversation":
+        return render(request, "traces/_conversation.html", conversation_context(trace))
+    if request.GET.get("view") == "conversation":
+        return render(request, "traces/conversation.html", {**head_context(trace), **conversation_context(trace),
+                                                             "view": "conversation", "selected": selected,
+                                                             "kind_filters": KIND_FILTERS})
     graph = graph_data(trace)
     if request.GET.get("partial") == "graph":
         # What a live page re-fetches to redraw its graph and timeline after new events.
@@ -126,4 +156,5 @@ def trace_page(request: HttpRequest, trace_id: str) -> HttpResponse:
         "graph": {**graph, "selected": selected},
         "selected": selected,
         "panel": panel_context(trace, selected),
+        "view": "graph",
     })
