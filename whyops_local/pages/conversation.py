@@ -65,7 +65,7 @@ class Reader:
             if not isinstance(message, dict):
                 turns.append({"role": "user", "html": "", "blocks": display.blocks(message)})
                 continue
-            if self._attach_results(message):
+            if self._attach_results(message) or (message.get("role") in ("system", "developer") and metadata.get("systemPrompt")):
                 continue
             role = str(message.get("role") or message.get("type") or "?")
             html, rest = _text_html(message.get("content"))

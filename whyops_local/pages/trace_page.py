@@ -15,12 +15,13 @@ from ..domain.events import STEP_KIND_NAMES, TOOL_EVENTS
 from ..domain.spans import tool_spans
 from ..models import Event, Trace
 from ..storage.totals import by_model, split_totals
-from . import display
+from . import display, exchange
 from .conversation import conversation
 from .graph import build_graph, node_id_for, timeline
 from .site import page
 
 # The conversation's item kinds a reader can hide.
+INPUT_EVENTS = ("user_message", "tool_result")
 KIND_FILTERS = [("input", "messages"), ("answer", "answers"), ("thinking", "thinking"), ("tool", "tools"),
                 ("error", "errors")]
 
@@ -55,10 +56,15 @@ def _describe(event: Event) -> dict[str, Any]:
         view["answer"] = display.blocks(body.get("content")) if isinstance(event.content, dict) else display.blocks(event.content)
         view["tool_calls"] = [display.tool_call(call) for call in body.get("toolCalls") or []]
         view["finish_reason"] = body.get("finishReason")
+        view["input"] = _input_of(event)
+        view["line"] = {"model": event.model, "latencyMs": event.latency_ms, "costUsd": event.cost_usd,
+                        "costNote": event.cost_note, "tokens": (event.prompt_tokens, event.cache_read_tokens,
+                                                                event.cache_creation_tokens, event.completion_tokens)}
     elif kind == "llm_thinking":
         view["thinking"] = display.thinking_block(event.content)
     elif kind == "tool_result":
         view["tool_name"] = body.get("toolName")
+        view["results"] = display.tool_results(event.content)
         view["output"] = body.get("output", event.content)
     elif kind == "embedding_request":
         inputs = body.get("input")
@@ -67,7 +73,24 @@ def _describe(event: Event) -> dict[str, Any]:
         view["message"] = body.get("message", event.content if not body else None)
         view["status"] = body.get("status")
         view["stack"] = body.get("stack")
+    if event.exchange is not None:
+        event.exchange.chunk_rows = exchange.chunk_rows(event.exchange.chunks)
+        event.exchange.reassembled = exchange.reassembled(event.exchange.path, event.exchange.chunks)
     return view
+
+
+def _input_of(answer: Event) -> dict[str, Any] | None:
+    """The messages an LLM call was sent: its request's history, the new ones (since the request
+    before it) apart, as a proxied request repeats everything."""
+    inputs = answer.trace.events.filter(event_type__in=INPUT_EVENTS, step_id__lte=answer.step_id).order_by("-step_id", "-pk")
+    latest = inputs.first()
+    if latest is None:
+        return None
+    messages = display.transcript(latest.content)
+    before = inputs.filter(step_id__lt=latest.step_id).only("content").first() if latest.source == Event.SOURCE_PROXY else None
+    earlier = display.transcript(before.content) if before is not None else []
+    seen = len(earlier) if len(earlier) < len(messages) else 0
+    return {"event": latest, "new": messages[seen:], "all": messages, "earlier": seen > 0}
 
 
 def panel_context(trace: Trace, node_id: str | None) -> dict[str, Any]:
