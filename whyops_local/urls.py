@@ -6,7 +6,7 @@ from .http.api import agent_init, api
 from .pages.agents import agent_list, agent_page
 from .pages.trace_list import trace_list
 from .pages.trace_page import trace_page
-from .pages.users import user_page
+from .pages.users import user_list, user_page
 from .proxy import views as proxy
 
 proxy_agent_init = csrf_exempt(require_POST(agent_init))
@@ -31,6 +31,7 @@ urlpatterns = [
     path("traces/<path:trace_id>", trace_page, name="trace"),
     path("agents/", agent_list, name="agent_list"),
     path("agents/<path:name>/", agent_page, name="agent"),
+    path("users/", user_list, name="user_list"),
     path("users/<path:user_id>/", user_page, name="user"),
     # Each proxy route with and without /v1: sdk.openai() sets a base URL without it (docs/whyops-protocol.md §5).
     *[path(f"proxy/{prefix}{route}", proxy.proxy, {"route": target})
