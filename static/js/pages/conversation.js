@@ -81,7 +81,10 @@ const update = coalesce(async () => {
 const traceId = document.getElementById("trace-id").textContent;
 connectLive(`/ws/traces/${encodeURIComponent(traceId).replaceAll("%2F", "/")}`, {
   onMessage: (message) => {
-    if (message.type === "stream.state") document.getElementById("stream-state").hidden = !message.running;
+    if (message.type === "stream.state") {
+      document.getElementById("stream-state").hidden = !message.running;
+      document.getElementById("pending-call").hidden = !message.running;
+    }
     else if (message.seq > lastSeq) update();
   },
 });
