@@ -75,7 +75,7 @@ def test_every_message_answer_tool_argument_result_and_thinking_is_visible_witho
                      "result-shipped", "Your order has shipped.", "Rate limit reached for gpt-4o-mini", "gpt-4o-mini"):
         assert expected in text, expected
     assert '"type": "rate_limit"' not in text  # the provider's message, not its JSON
-    assert browser.find_element("css selector", ".md strong").text == "shipped"  # Markdown, rendered
+    assert browser.find_element("css selector", ".k-answer .md strong").text == "shipped"  # Markdown, rendered
     assert text.count("result-shipped") == 1  # the tool span joined its call: shown once
 
 
@@ -124,14 +124,15 @@ def test_xss_payloads_in_every_field_do_not_execute(server, browser):
 
 
 def _long_run(server, trace_id: str, steps: int, word_at: int) -> None:
-    base = {"traceId": trace_id, "agentName": "long-reader", "metadata": {"model": "gpt-4o-mini", "latencyMs": 100}}
+    base = {"traceId": trace_id, "agentName": "long-reader", "metadata": {"model": "gpt-4o-mini", "provider": "openai", "latencyMs": 100}}
     events = [{**base, "eventType": "user_message", "content": {"messages": [{"role": "user", "content": "Go."}]}}]
     for n in range(1, steps):
         text = f"step {n} answer" + (" zanzibarword" if n == word_at else "")
         events.append({**base, "eventType": "error" if n % 1000 == 999 else "llm_response",
                        "content": {"message": f"failure {n}"} if n % 1000 == 999 else {"content": text}})
     for start in range(0, len(events), 100):
-        assert httpx.post(f"{server.api}/events/ingest", json=events[start:start + 100], timeout=30).status_code < 300
+        answer = httpx.post(f"{server.api}/events/ingest", json=events[start:start + 100], timeout=30)
+        assert answer.status_code < 300, answer.text
 
 
 def test_find_reaches_a_word_at_step_4000_of_5000_and_next_error_reaches_every_error(server, browser):
@@ -139,7 +140,7 @@ def test_find_reaches_a_word_at_step_4000_of_5000_and_next_error_reaches_every_e
     _long_run(server, trace_id, 5000, 4000)
     browser.get(f"{server.url}/traces/{trace_id}?view=conversation")
     wait_ready(browser, 30)
-    assert len(browser.find_elements("css selector", ".conv-item")) == 5000  # no cap, no "load more"
+    assert len(browser.find_elements("css selector", "#conversation .conv-item")) == 5000  # no cap, no "load more"
     assert max(len(f.find_elements("css selector", ".conv-item")) for f in browser.find_elements("css selector", ".fold")) <= 50
     find = browser.find_element("id", "trace-find")
     find.send_keys("zanzibarword")
