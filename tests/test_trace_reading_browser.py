@@ -124,7 +124,8 @@ def test_xss_payloads_in_every_field_do_not_execute(server, browser):
 
 
 def _long_run(server, trace_id: str, steps: int, word_at: int) -> None:
-    base = {"traceId": trace_id, "agentName": "long-reader", "metadata": {"model": "gpt-4o-mini", "provider": "openai", "latencyMs": 100}}
+    metadata = {"model": "gpt-4o-mini", "provider": "openai", "latencyMs": 100}
+    base = {"traceId": trace_id, "agentName": "long-reader", "metadata": metadata}
     events = [{**base, "eventType": "user_message", "content": {"messages": [{"role": "user", "content": "Go."}]}}]
     for n in range(1, steps):
         text = f"step {n} answer" + (" zanzibarword" if n == word_at else "")

@@ -117,9 +117,10 @@ class Reader:
         body = event.get("content") if isinstance(event.get("content"), dict) else {}
         described = [display.tool_call(c) for c in body.get("toolCalls") or []]
         name = (event.get("metadata") or {}).get("tool") or next((c["name"] for c in described if c["name"]), None)
-        call = self._call_for(described, name)
+        call = self.calls.get(str(event.get("spanId"))) or self._call_for(described, name)
         result = display.blocks(body["toolResults"]) if "toolResults" in body else None
         if call is not None:
+            self.calls[str(event.get("spanId"))] = call  # the span's response finds it by span id
             call["latencyMs"] = (event.get("metadata") or {}).get("latencyMs", call.get("latencyMs"))
             if result is not None and call.get("result") is None:
                 call["result"] = result
