@@ -35,8 +35,10 @@ def test_a_tool_span_is_one_node_and_edges_follow_parents():
 
 def test_labels_summarise_each_kind():
     assert [n["label"] for n in build_graph(SUPPORT)["nodes"]] == [
-        "Where is order 123?", "look it up", "→ search_orders", "search_orders", "Your order has shipped."]
+        "Where is order 123?", "look it up", "→ search_orders", "search_orders(orderId=123)", "Your order has shipped."]
     assert label(ev(1, "error", {"message": "boom"})) == "boom"
+    # A proxied error keeps the provider's body: the node says its message.
+    assert label(ev(1, "error", {"message": '{"error": {"message": "Rate limit", "code": "x"}}'})) == "Rate limit"
     assert label(ev(1, "user_message", {"messages": [{"role": "user", "content": "x" * 200}]})).endswith("…")
 
 
