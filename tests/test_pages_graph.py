@@ -116,3 +116,11 @@ def test_base64_is_elided_from_json_views():
     assert elided["img"] == "data:image/png;base64,… (3,000 bytes elided)"
     assert elided["blob"] == "… (base64, 3,000 bytes elided)"
     assert "AAAA" not in pretty_json(value)
+
+
+def test_a_failed_call_is_on_the_timeline():
+    events = SUPPORT + [ev(len(SUPPORT) + 1, "error", {"message": '{"error": {"message": "Rate limit"}}', "status": 429},
+                           ts="2026-01-01T00:00:03Z")]
+    graph = build_graph(events)
+    bars = timeline(events, tool_spans(events), graph)["bars"]
+    assert [bar["label"] for bar in bars if bar["kind"] == "error"] == ["Rate limit"]

@@ -213,7 +213,8 @@ def timeline(events: list[dict[str, Any]], spans: list[dict[str, Any]], graph: d
     label_of = {node["id"]: node["label"] for node in graph["nodes"]}
     bars = []
     for event in events:
-        if event["eventType"] not in ("llm_response", "embedding_response"):
+        # A failed call (a 429, a 500) is on the axis too, as a mark where it ended.
+        if event["eventType"] not in ("llm_response", "embedding_response", "error"):
             continue
         end = _parse(event.get("timestamp"))
         latency = (event.get("metadata") or {}).get("latencyMs")
@@ -221,7 +222,7 @@ def timeline(events: list[dict[str, Any]], spans: list[dict[str, Any]], graph: d
             continue
         duration = float(latency) if isinstance(latency, (int, float)) else 0.0
         node = node_of_step.get(event["stepId"])
-        bars.append({"node": node, "kind": STEP_KINDS[event["eventType"]],
+        bars.append({"node": node, "kind": STEP_KINDS.get(event["eventType"], "error"),
                      "label": label_of[node] if node in label_of else label(event),
                      "start": end.timestamp() * 1000 - duration, "durationMs": duration,
                      "known": latency is not None})
