@@ -116,7 +116,7 @@ def build_proxied_trace(trace_id: str, calls: int) -> tuple[float, int]:
                       source=EventModel.SOURCE_PROXY)
         history += [{"role": "assistant", "content": f"Step {n}: checking. " + LOREM, "tool_calls": [call]},
                     {"role": "tool", "tool_call_id": f"call_{n}",
-                     "content": json.dumps({"status": "shipped", "detail": LOREM * 3})}]
+                     "content": json.dumps({"status": "shipped", "detail": LOREM * 6})}]
     return time.perf_counter() - started, size
 
 
