@@ -85,7 +85,9 @@ async def test_nothing_is_announced_when_the_commit_fails(monkeypatch):
         await ws.disconnect()
 
 
-@pytest.mark.parametrize("origin", [b"http://evil.example", b"null", None])
+# Another port of this machine is another site: a page there must not hear this server's events.
+@pytest.mark.parametrize("origin", [b"http://evil.example", b"null", None, b"http://127.0.0.1:9999",
+                                    b"https://127.0.0.1:8000"])
 async def test_other_origins_may_not_listen(origin):
     headers = [(b"host", b"127.0.0.1:8000")] + ([(b"origin", origin)] if origin else [])
     communicator = WebsocketCommunicator(application, "/ws/traces/", headers=headers)

@@ -63,6 +63,22 @@ def test_the_servers_keys_replace_the_clients_and_whyops_api_key_is_required(key
     assert b"SERVER" not in stored and b"whyops-local-key" not in stored
 
 
+@pytest.fixture(scope="module")
+def keyed_without_provider_keys(fake_upstream, tmp_path_factory):
+    env = {"WHYOPS_OPENAI_BASE_URL": fake_upstream.url + "/v1", "WHYOPS_API_KEY": "whyops-local-key"}
+    with run_server(tmp_path_factory.mktemp("whyops-keyed-bare"), env=env) as running:
+        yield running
+
+
+@pytest.mark.parametrize("authorization", ["Bearer whyops-local-key", "bearer whyops-local-key",
+                                           "BEARER  whyops-local-key ", "bEaReR whyops-local-key"])
+def test_the_whyops_key_never_goes_upstream_however_bearer_is_spelled(keyed_without_provider_keys, fake, authorization):
+    answer = httpx.post(f"{keyed_without_provider_keys.proxy}/v1/chat/completions",
+                        json={"model": "gpt-4o-mini", "messages": MESSAGES}, headers={"Authorization": authorization})
+    assert answer.status_code == 200
+    assert "whyops-local-key" not in str(fake.requests[-1].headers)
+
+
 def test_a_web_page_of_another_site_cannot_use_the_proxy(proxied, fake):
     before = len(fake.requests)
     answer = httpx.post(f"{proxied.proxy}/v1/chat/completions", content=b'{"model": "gpt-4o-mini", "messages": []}',

@@ -130,3 +130,23 @@ def test_a_dead_recording_process_is_replaced(fake_upstream, fake, tmp_path, tra
         api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         assert len(read_trace(server, trace_id, 4, timeout=15)["events"]) == 4
         assert _writer_pids(server) != [writer]
+
+
+def test_calls_answered_while_the_writer_hangs_are_stored_once_after_it_is_killed(fake_upstream, fake, tmp_path):
+    """The proxy answers before recording; a writer that dies holding those records must not lose them."""
+    with run_server(tmp_path, env={"WHYOPS_OPENAI_BASE_URL": fake_upstream.url + "/v1"}) as server:
+        httpx.post(f"{server.api}/events/ingest",  # the writer is up and has stored something
+                   json={"eventType": "user_message", "traceId": "warm-up", "agentName": "a"}).raise_for_status()
+        [writer] = _writer_pids(server)
+        os.kill(writer, signal.SIGSTOP)
+        traces = [f"held-{n}" for n in range(20)]
+        for trace in traces:
+            answer = httpx.post(f"{server.proxy}/v1/chat/completions", headers={"X-Trace-ID": trace},
+                                json={"model": "gpt-4o-mini", "messages": MESSAGES})
+            assert answer.status_code == 200
+        time.sleep(0.3)  # handed to the (stopped) writer
+        os.kill(writer, signal.SIGKILL)
+        for trace in traces:
+            recorded = read_trace(server, trace, 2, timeout=20)
+            assert [e["eventType"] for e in recorded["events"]] == ["user_message", "llm_response"]
+        assert _writer_pids(server) != [writer]

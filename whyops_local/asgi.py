@@ -14,14 +14,14 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from .http import daphne_requests  # noqa: E402
 from .http.ingest import IngestFastPath  # noqa: E402
-from .live.routing import websocket_urlpatterns  # noqa: E402
+from .live.routing import SameOriginOnly, websocket_urlpatterns  # noqa: E402
 from .proxy.asgi import with_lean_proxy  # noqa: E402
 from .storage.writer import start as start_writer  # noqa: E402
 
 application = ProtocolTypeRouter({
     "http": IngestFastPath(with_lean_proxy(django_asgi_app)),
-    # Only pages of this app (an Origin among ALLOWED_HOSTS) may listen in.
-    "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+    # Only pages of this app (an Origin among ALLOWED_HOSTS, and this very server's) may listen in.
+    "websocket": AllowedHostsOriginValidator(SameOriginOnly(URLRouter(websocket_urlpatterns))),
 })
 daphne_requests.use()
 start_writer()

@@ -5,7 +5,8 @@ Every failure becomes a list of ``{"field", "message", "code"}`` details naming 
 """
 
 import json
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -18,6 +19,16 @@ REQUIRED_METADATA = {
     "tool_call_request": ("tool",),
     "tool_call_response": ("tool",),
 }
+# Limits of what is stored (README "The API"): deeper JSON would exhaust the parsers' and the pages'
+# recursion; larger integers do not fit the database's 64-bit columns (token counts are summed per
+# trace, hence their lower bound); timestamps far ahead would pin a trace to the top of every list.
+MAX_JSON_DEPTH = 100
+MAX_STEP = 2**63 - 1
+MAX_TOKENS = 10**12
+FUTURE_TOLERANCE = timedelta(days=1)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+# Ids end up in URLs, headers and page links: no control characters (newlines, tabs, NUL, DEL).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 # cacheCreation1hTokens: the part of cacheCreationTokens written for an hour (priced higher by Anthropic).
 USAGE_FIELDS = ("promptTokens", "completionTokens", "totalTokens", "cacheReadTokens", "cacheCreationTokens",
                 "cacheCreation1hTokens")
@@ -51,6 +62,12 @@ def _strict(**extra: Any) -> ConfigDict:
     return ConfigDict(strict=True, **extra)
 
 
+def _no_control_characters(value: str | None) -> str | None:
+    if value is not None and CONTROL_CHARACTERS.search(value):
+        raise ValueError("must not contain control characters (newline, tab, NUL and the like)")
+    return value
+
+
 class ToolIn(BaseModel):
     model_config = _strict(extra="allow")
     name: str = Field(min_length=1, max_length=255)
@@ -81,18 +98,20 @@ class AgentInitIn(BaseModel):
     agentName: str = Field(min_length=1, max_length=255)
     metadata: AgentMetadataIn
 
+    _plain_name = field_validator("agentName")(_no_control_characters)
+
     def metadata_dict(self) -> dict[str, Any]:
         return self.metadata.model_dump(exclude_none=True)
 
 
 class UsageIn(BaseModel):
     model_config = _strict(extra="allow")
-    promptTokens: int | None = Field(None, ge=0)
-    completionTokens: int | None = Field(None, ge=0)
-    totalTokens: int | None = Field(None, ge=0)
-    cacheReadTokens: int | None = Field(None, ge=0)
-    cacheCreationTokens: int | None = Field(None, ge=0)
-    cacheCreation1hTokens: int | None = Field(None, ge=0)
+    promptTokens: int | None = Field(None, ge=0, le=MAX_TOKENS)
+    completionTokens: int | None = Field(None, ge=0, le=MAX_TOKENS)
+    totalTokens: int | None = Field(None, ge=0, le=MAX_TOKENS)
+    cacheReadTokens: int | None = Field(None, ge=0, le=MAX_TOKENS)
+    cacheCreationTokens: int | None = Field(None, ge=0, le=MAX_TOKENS)
+    cacheCreation1hTokens: int | None = Field(None, ge=0, le=MAX_TOKENS)
 
 
 class EventIn(BaseModel):
@@ -101,13 +120,16 @@ class EventIn(BaseModel):
     traceId: str = Field(min_length=1, max_length=128)
     agentName: str = Field(min_length=1, max_length=255)
     spanId: str | None = Field(None, min_length=1, max_length=128)
-    stepId: int | None = Field(None, ge=0)
-    parentStepId: int | None = Field(None, ge=0)
+    stepId: int | None = Field(None, ge=0, le=MAX_STEP)
+    parentStepId: int | None = Field(None, ge=0, le=MAX_STEP)
     timestamp: datetime | None = None
     externalUserId: str | None = Field(None, min_length=1, max_length=255)
     idempotencyKey: str | None = Field(None, min_length=1, max_length=128)
     content: Any = None
     metadata: dict[str, Any] | None = None
+
+    _plain_ids = field_validator("traceId", "agentName", "spanId", "externalUserId", "idempotencyKey")(
+        _no_control_characters)
 
     @field_validator("timestamp", mode="before")
     @classmethod
@@ -121,7 +143,13 @@ class EventIn(BaseModel):
         except ValueError:
             raise ValueError(f"not an ISO-8601 timestamp: {value[:64]!r}") from None
         # A timestamp without an offset is read as UTC rather than refused.
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        try:
+            parsed = parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        except OverflowError:  # 9999-12-31T23:59:59-05:00 is past the end of time in UTC
+            raise ValueError(f"outside the range of timestamps: {value[:64]!r}") from None
+        if parsed < EARLIEST or parsed > datetime.now(UTC) + FUTURE_TOLERANCE:
+            raise ValueError(f"must lie between 1970 and a day from now: {value[:64]!r}")
+        return parsed
 
     @property
     def usage(self) -> dict[str, int]:
@@ -132,7 +160,8 @@ class EventIn(BaseModel):
 def _plain_usage(usage: Any) -> bool:
     """The common valid case, decided without building a model (UsageIn says why anything else fails)."""
     return type(usage) is dict and all(
-        value is None or (type(value) is int and value >= 0) for key, value in usage.items() if key in UsageIn.model_fields)
+        value is None or (type(value) is int and 0 <= value <= MAX_TOKENS)
+        for key, value in usage.items() if key in UsageIn.model_fields)
 
 
 def _metadata_details(event: EventIn) -> list[dict[str, str]]:
@@ -170,11 +199,51 @@ def _not_json(constant: str) -> None:
     raise ValueError(f"{constant} is not a JSON value")
 
 
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def cut_to_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> Any:
+    """``value`` with whatever lies deeper than ``limit`` levels replaced by a note saying so (for what the
+    proxy relayed: stored as events it must fit, while the raw exchange keeps it whole)."""
+    if not _deeper_than(value, limit):
+        return value
+
+    def cut(item: Any, depth: int) -> Any:
+        if not isinstance(item, dict | list):
+            return item
+        if depth >= limit:
+            return f"(nested deeper than {limit} levels: see the raw exchange)"
+        if isinstance(item, dict):
+            return {key: cut(child, depth + 1) for key, child in item.items()}
+        return [cut(child, depth + 1) for child in item]
+
+    return cut(value, 1)
+
+
 def load_json(body: bytes) -> Any:
+    """The body's JSON; ``Invalid`` if it is not JSON or is nested deeper than MAX_JSON_DEPTH."""
+    too_deep = Invalid([_detail("body", f"nested deeper than {MAX_JSON_DEPTH} levels", "too_deep")],
+                       error=f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return json.loads(body, parse_constant=_not_json)
+        data = json.loads(body, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError) as exc:
         raise Invalid([_detail("body", str(exc), "json_invalid")], error=f"Malformed JSON: {exc}") from None
+    except RecursionError:
+        raise too_deep from None
+    # Fewer brackets than the limit cannot nest deeper than it: most bodies skip the walk.
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _deeper_than(data, MAX_JSON_DEPTH):
+        raise too_deep
+    return data
 
 
 def parse_events(body: bytes) -> tuple[list[EventIn], bool]:

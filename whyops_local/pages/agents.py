@@ -6,12 +6,12 @@ from typing import Any
 
 from django.db.models import Count, Max
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404
 
 from ..models import Agent, AgentVersion, Event, Trace
 from ..storage.totals import no_events, totals, totals_by
 from .display import parse_json_string
-from .site import page
+from .site import page, render
 
 
 @page

@@ -153,9 +153,12 @@ def elide_base64(value: Any) -> Any:
 
 
 def pretty_json(value: Any) -> str:
-    if isinstance(value, str):
-        value = parse_json_string(value) if value[:1] in "{[" else value
-    return json.dumps(elide_base64(value), indent=2, ensure_ascii=False, default=str)
+    try:
+        if isinstance(value, str):
+            value = parse_json_string(value) if value[:1] in "{[" else value
+        return json.dumps(elide_base64(value), indent=2, ensure_ascii=False, default=str)
+    except RecursionError:  # what the proxy relayed is stored as it came, however deep
+        return "(nested too deeply to show here: the read API has it as it was sent)"
 
 
 def error_message(content: Any) -> str:

@@ -2,7 +2,8 @@ from functools import wraps
 from typing import Any, Callable
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 
 from ..domain import pricing
 from ..live import messages as live
@@ -25,6 +26,12 @@ def page(view: Callable) -> Callable:
         return response
 
     return wrapped
+
+
+def render(request: HttpRequest, template: str, context: dict[str, Any] | None = None) -> HttpResponse:
+    """``django.shortcuts.render``, but text UTF-8 cannot carry (a lone surrogate, which JSON can spell
+    and the API keeps) is shown as "?" instead of failing the whole page."""
+    return HttpResponse(render_to_string(template, context, request).encode("utf-8", "replace"))
 
 
 def site_context(request: HttpRequest) -> dict[str, Any]:

@@ -1,11 +1,10 @@
 """`/`: traces, newest activity first, with filters and keyset paging (fast at 100,000 traces)."""
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 
 from ..domain.schemas import Invalid
 from ..models import Agent, Event, Trace
-from .site import page
+from .site import page, render
 
 PAGE_SIZE = 50
 

@@ -9,7 +9,6 @@ through Django's autoescaping.
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
 
 from ..domain.events import STEP_KIND_NAMES, TOOL_EVENTS
 from ..domain.spans import tool_spans
@@ -18,7 +17,7 @@ from ..storage.totals import by_model, split_totals
 from . import display, exchange
 from .conversation import conversation
 from .graph import build_graph, node_id_for, timeline
-from .site import page
+from .site import page, render
 
 # The conversation's item kinds a reader can hide.
 INPUT_EVENTS = ("user_message", "tool_result")
@@ -150,7 +149,9 @@ def trace_page(request: HttpRequest, trace_id: str) -> HttpResponse:
     trace = Trace.objects.select_related("agent", "agent_version").filter(trace_id=trace_id).first()
     if trace is None:
         # The page an agent's first event has not reached yet: it waits and loads the trace when it does.
-        return render(request, "traces/waiting.html", {"trace_id": trace_id}, status=404)
+        response = render(request, "traces/waiting.html", {"trace_id": trace_id})
+        response.status_code = 404
+        return response
     selected = request.GET.get("step") or None
     if request.GET.get("partial") == "panel":
         context = panel_context(trace, selected)

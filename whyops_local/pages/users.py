@@ -2,11 +2,10 @@
 
 from django.db.models import Count, Max, Sum
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
 
 from ..models import Event, Trace
 from ..storage.totals import by_model, split_totals, totals
-from .site import page
+from .site import page, render
 
 PAGE_SIZE = 100
 

@@ -35,8 +35,8 @@ def upstream_headers(client: Mapping[str, str], provider: str, server_key: str |
     forwarded = {name: value for name, value in client.items() if name.lower() not in NOT_FORWARDED}
     forwarded["accept-encoding"] = "identity"
     if whyops_key:
-        for name in [n for n, v in forwarded.items() if n.lower() in ("authorization", "x-api-key")]:
-            if forwarded[name].removeprefix("Bearer ").strip() == whyops_key:
+        for name in [n for n in forwarded if n.lower() in ("authorization", "x-api-key")]:
+            if _credential(forwarded[name]) == whyops_key:
                 del forwarded[name]
     if server_key:
         for name in [n for n in forwarded if n.lower() in ("authorization", "x-api-key")]:
@@ -46,6 +46,13 @@ def upstream_headers(client: Mapping[str, str], provider: str, server_key: str |
         else:
             forwarded["authorization"] = f"Bearer {server_key}"
     return forwarded
+
+
+def _credential(value: str) -> str:
+    """The token of an ``Authorization`` value in any spelling of its scheme ("Bearer", "bearer", ...),
+    or an ``x-api-key`` value as it is."""
+    scheme, _, token = value.strip().partition(" ")
+    return token.strip() if token and scheme.lower() == "bearer" else value.strip()
 
 
 def returned_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:

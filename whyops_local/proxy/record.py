@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..domain.schemas import EventIn
+from ..domain.schemas import EventIn, cut_to_depth
 from ..live import messages as live
 from ..models import Event, Exchange
 from ..storage import writer
@@ -120,9 +120,14 @@ def _tool_spans(call: Call) -> list[dict[str, Any]]:
                               call.started_at, skip_tools=by_sdk)
 
 
-def record(call: Call, cache: RowCache | None = None) -> list[live.Message]:
+def record(call: Call, cache: RowCache | None = None, resent: bool = False) -> list[live.Message]:
     """Store the call with its raw exchange (in the writer, with its row cache) and return the live
-    messages announcing it. Nobody waits for this: a failure is logged here, where the call is known."""
+    messages announcing it. Nobody waits for this: a failure is logged here, where the call is known.
+
+    ``resent``: a writer died before saying it had stored the call; it may have. The exchange's start
+    (to the microsecond) and path say whether it did (a scan, but only after a writer died)."""
+    if resent and Exchange.objects.filter(started_at=call.started_at, path=call.path[:512]).exists():
+        return []
     try:
         return _store(call, cache)
     except Exception:
@@ -131,7 +136,8 @@ def record(call: Call, cache: RowCache | None = None) -> list[live.Message]:
 
 
 def _store(call: Call, cache: RowCache | None) -> list[live.Message]:
-    items = [EventIn.model_validate({**e, "traceId": call.trace_id, "agentName": call.agent}) for e in _events(call)]
+    items = [EventIn.model_validate({**cut_to_depth(e), "traceId": call.trace_id, "agentName": call.agent})
+             for e in _events(call)]
     exchange = Exchange(
         provider=call.api.provider, method=call.method, path=call.path[:512], status=call.status,
         request_headers=call.request_headers, request_body=call.request_body.decode("utf-8", "replace"),

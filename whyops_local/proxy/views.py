@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonR
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from ..domain.schemas import Invalid
+from ..domain.schemas import CONTROL_CHARACTERS, Invalid
 from ..http.guards import error_response, key_refusal, read_body
 from ..models import Exchange
 from .conversations import History
@@ -62,6 +62,17 @@ def _refusal(api: Api, status: int, kind: str, message: str) -> JsonResponse:
     return JsonResponse(api.error_body(kind, message), status=status)
 
 
+def _header_problem(request: HttpRequest, trace_id: str | None, agent: str) -> str | None:
+    """What is wrong with our own headers, which become the trace's and agent's ids; None if nothing."""
+    if trace_id and len(trace_id) > 128:
+        return "X-Trace-ID is longer than 128 characters"
+    for name, value in (("X-Trace-ID", trace_id), ("X-Agent-Name", agent),
+                        ("X-External-User-Id", request.headers.get("X-External-User-Id"))):
+        if value and CONTROL_CHARACTERS.search(value):
+            return f"{name} must not contain control characters"
+    return None
+
+
 @csrf_exempt
 async def proxy(request: HttpRequest, route: Route) -> HttpResponse:
     if route is MODELS and "anthropic-version" in request.headers:
@@ -88,8 +99,8 @@ async def proxy(request: HttpRequest, route: Route) -> HttpResponse:
                                                 f"set it to the provider's API (or unset it for the default)")
     agent = request.headers.get("X-Agent-Name") or "default"
     trace_id = request.headers.get("X-Trace-ID") or request.headers.get("X-Thread-ID")
-    if trace_id and len(trace_id) > 128:
-        return _refusal(api, 400, "invalid_request_error", "X-Trace-ID is longer than 128 characters")
+    if problem := _header_problem(request, trace_id, agent):
+        return _refusal(api, 400, "invalid_request_error", problem)
     call = Call(
         api=api, method=route.method, path=request.get_full_path(), trace_id=trace_id or "", agent=agent[:255],
         user=request.headers.get("X-External-User-Id") or None, request_headers={}, request_body=raw, body=body,

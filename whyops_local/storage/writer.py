@@ -25,7 +25,7 @@ import pickle
 import queue
 import signal
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
@@ -46,6 +46,9 @@ T = TypeVar("T")
 Done = Callable[[Any], None]  # called on the submitting event loop with the outcome (or exception)
 # Ingest requests that queued up are stored in one commit, up to about this many bytes of bodies.
 MAX_GROUP_BYTES = 512 * 1024
+# The writer says which unawaited writes it has done with any reply it sends, and at least this often:
+# the server holds each one until then, to hand it to the next writer should this one die.
+ACK_EVERY = 64
 _CLOSED = object()
 
 
@@ -71,6 +74,9 @@ class Write:
     fn: Callable[..., Any]
     args: tuple = ()
     with_cache: bool = False
+    # Set when a writer died before saying it had done this write: ``fn`` is then called with
+    # ``resent=True`` and must not store twice what the dead writer may have committed.
+    resent: bool = False
 
 
 # An ingest request is answered (status, JSON body, live messages to publish), or fails with an exception.
@@ -92,6 +98,10 @@ def ingest_group(tasks: list[Ingest], cache: "RowCache | None" = None) -> list[A
             events, is_array = parse_events(task.body)
         except Invalid as exc:
             answers[position] = (exc.status, _json(exc.to_dict()), [])
+            continue
+        except Exception as exc:  # noqa: BLE001  (that request's answer, never the writer's end)
+            log.exception("could not read an ingest body")
+            answers[position] = exc
             continue
         jobs.append(EventsJob(events, user=task.user))
         stored_at.append((position, is_array))
@@ -121,8 +131,11 @@ def _store_and_announce(jobs: "list[EventsJob]", cache: "RowCache | None") -> "l
 
 def perform(task: Write, cache: "RowCache | None" = None) -> Any:
     """The write's result, or the exception it raised (handed to whoever asked for it)."""
+    kwargs = {"cache": cache} if task.with_cache else {}
+    if task.resent:
+        kwargs["resent"] = True
     try:
-        return task.fn(*task.args, cache=cache) if task.with_cache else task.fn(*task.args)
+        return task.fn(*task.args, **kwargs)
     except Exception as exc:  # noqa: BLE001
         return exc
     finally:
@@ -146,6 +159,10 @@ class _WriterProcess:
         self._waiting: dict[int, tuple[asyncio.AbstractEventLoop, Done]] = {}
         self._ids = itertools.count()
         self._unawaited: list[Write] = []  # queued by write_soon, not yet sent
+        # Sent to the writer, not yet said to be done: re-sent to the next writer if this one dies.
+        # Unawaited writes travel with negative ids, -1, -2, ...; awaited ones with 0, 1, ...
+        self._unacked: deque[tuple[int, Write]] = deque()
+        self._unawaited_ids = itertools.count(1)
         self._announcing_loop: asyncio.AbstractEventLoop | None = None  # where their live messages go
         self._ever_started = False
 
@@ -209,7 +226,9 @@ class _WriterProcess:
         with self._lock:
             self._start()
             conn = self._conn
-        self._send(conn, [(None, task) for task in tasks])
+            numbered = [(-next(self._unawaited_ids), task) for task in tasks]
+            self._unacked.extend(numbered)
+        self._send(conn, numbered)
 
     def _send(self, conn, message: list[tuple[int | None, Ingest | Write]]) -> None:
         try:
@@ -228,7 +247,10 @@ class _WriterProcess:
             by_loop: dict[asyncio.AbstractEventLoop, list] = defaultdict(list)
             with self._lock:
                 for task_id, outcome in replies:
-                    if task_id is None:  # live messages of an unawaited write
+                    if task_id is None:  # the writer has done the unawaited writes up to -outcome
+                        while self._unacked and -self._unacked[0][0] <= outcome:
+                            self._unacked.popleft()
+                    elif task_id < 0:  # live messages of an unawaited write
                         by_loop[self._announcing_loop].append((live.publish_soon, outcome))
                     elif waiting := self._waiting.pop(task_id, None):  # None: already failed by _stopped
                         loop, done = waiting
@@ -243,10 +265,19 @@ class _WriterProcess:
                 return
             log.error("the writer process stopped; starting another for the next write")
             self._conn, waiting, self._waiting = None, self._waiting, {}
+            unacked, self._unacked = [task for _, task in self._unacked], deque()
         conn.close()
         error = WriterStopped("the writer process stopped before answering; the write may not have been stored")
         for loop, done in waiting.values():
             loop.call_soon_threadsafe(_settle_all, [(done, error)])
+        if unacked:  # already answered to their clients: they go to the next writer, first
+            log.warning("handing %d writes the stopped writer had not done to a new one", len(unacked))
+            resent = [Write(t.fn, t.args, t.with_cache, resent=True) for t in unacked]
+            self._announcing_loop.call_soon_threadsafe(self._resend, resent)
+
+    def _resend(self, tasks: list[Write]) -> None:
+        self._unawaited[:0] = tasks
+        self.hand_over()
 
 
 def _settle_all(settled: list[tuple[Done, Any]]) -> None:
@@ -342,6 +373,7 @@ def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
     threading.Thread(target=_receive, args=(conn, inbox), name="whyops-writer-inbox", daemon=True).start()
     cache = RowCache()  # kept between commits, while no other process writes (see RowCache)
     held = None
+    done = acked = 0  # the unawaited writes done, and said to be done
     while True:
         item, held = held or inbox.get(), None
         if item is _CLOSED:  # the server is gone
@@ -354,6 +386,10 @@ def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
             replies = list(zip([i for i, _ in group], ingest_group([t for _, t in group], cache), strict=True))
         else:
             replies = _performed(item, cache)
+            done = max(done, -item[0])
+        if done > acked and (replies or done - acked >= ACK_EVERY):
+            replies.append((None, done))
+            acked = done
         if not replies:
             continue
         try:
@@ -377,10 +413,10 @@ def _queued_group(first: tuple[int, Ingest], inbox: queue.SimpleQueue) -> tuple[
     return group, None
 
 
-def _performed(item: tuple[int | None, Write], cache: "RowCache") -> list[tuple[int | None, Any]]:
+def _performed(item: tuple[int, Write], cache: "RowCache") -> list[tuple[int | None, Any]]:
     task_id, task = item
     outcome = perform(task, cache)
-    if task_id is None:  # unawaited: only live messages are worth a reply (and a wakeup)
+    if task_id < 0:  # unawaited: only live messages are worth a reply (and a wakeup)
         if isinstance(outcome, Exception):
             log.error("a write nobody waited for failed: %r", outcome)
         if not outcome or isinstance(outcome, Exception):
@@ -397,7 +433,7 @@ def _receive(conn: Connection, inbox: queue.SimpleQueue) -> None:
         if message is None:  # the server is gone, or says it is going (writer._WriterProcess.close)
             inbox.put(_CLOSED)
             return
-        for item in message:  # (task id, task) pairs; the id is None for a write nobody waits for
+        for item in message:  # (task id, task) pairs; the id is negative for a write nobody waits for
             inbox.put(item)
 
 

@@ -51,7 +51,7 @@ def entry(role: str, text: str, calls: Sequence[str] = (), result_for: str | Non
 def json_or_none(data: bytes | str) -> Any:
     try:
         return jsontext.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nested past any parser: not JSON we can use
         return None
 
 
