@@ -10,6 +10,7 @@ interactive < 3 s.
 """
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -91,6 +92,47 @@ def build_trace(trace_id: str, total: int, turns: int) -> float:
     return time.perf_counter() - started
 
 
+def build_proxied_trace(trace_id: str, calls: int) -> tuple[float, int]:
+    """A proxied tool loop whose request repeats the whole history every call (stored as the proxy
+    stores it): the realistic heavy case. Returns the build time and the bytes of requests."""
+    from whyops_local.models import Event as EventModel
+
+    started, size = time.perf_counter(), 0
+    history = [{"role": "system", "content": "You are a support agent. " + LOREM * 20},
+               {"role": "user", "content": "Sort out order 123. " + LOREM}]
+    clock = datetime(2026, 1, 2, tzinfo=UTC)
+    for n in range(calls):
+        kind = "tool_result" if n else "user_message"
+        call = {"id": f"call_{n}", "type": "function", "function": {"name": "search_orders", "arguments": '{"orderId": "123"}'}}
+        items = [
+            {"eventType": kind, "content": {"messages": list(history)},
+             "metadata": {"model": "gpt-4o-mini", "provider": "openai"}},
+            {"eventType": "llm_response", "content": {"content": f"Step {n}: checking. " + LOREM, "toolCalls": [call]},
+             "metadata": {"model": "gpt-4o-mini", "provider": "openai", "latencyMs": 500,
+                          "usage": {"promptTokens": 2000 + n * 300, "completionTokens": 60, "totalTokens": 2060 + n * 300}}},
+        ]
+        size += len(json.dumps(history))
+        record_events([EventIn.model_validate({**e, "traceId": trace_id, "agentName": AGENT,
+                                               "timestamp": (clock + timedelta(seconds=n)).isoformat()}) for e in items],
+                      source=EventModel.SOURCE_PROXY)
+        history += [{"role": "assistant", "content": f"Step {n}: checking. " + LOREM, "tool_calls": [call]},
+                    {"role": "tool", "tool_call_id": f"call_{n}",
+                     "content": json.dumps({"status": "shipped", "detail": LOREM * 6})}]
+    return time.perf_counter() - started, size
+
+
+def search_to_highlight(driver, word: str) -> float:
+    """Typing a word in the trace's find box until its first match is highlighted (seconds)."""
+    return driver.execute_async_script("""
+        const [word, done] = arguments;
+        const input = document.getElementById('trace-find');
+        const t0 = performance.now();
+        input.value = word;
+        input.dispatchEvent(new Event('input'));
+        requestAnimationFrame(() => done(CSS.highlights.has('find-current') ? (performance.now() - t0) / 1000 : -1));
+    """, word)
+
+
 def build_many_traces(count: int) -> float:
     """``count`` small traces by bulk insert (one event each), for the list page."""
     started = time.perf_counter()
@@ -158,6 +200,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--traces", type=int, default=100_000)
+    parser.add_argument("--calls", type=int, default=200, help="calls of the proxied run whose history grows")
     parser.add_argument("--keep", action="store_true", help="keep the data dir (printed) for a look afterwards")
     args = parser.parse_args()
     try:
@@ -173,6 +216,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"data dir {DATA_DIR}")
     print(f"built {args.events}-event trace in 50 turns: {build_trace('bench-turns', args.events, 50):.1f} s")
     print(f"built {args.events}-event trace in 1 turn:   {build_trace('bench-one-turn', args.events, 1):.1f} s")
+    seconds, size = build_proxied_trace("bench-proxied", args.calls)
+    print(f"built {args.calls}-call proxied run ({size / 1e6:.0f} MB of requests): {seconds:.1f} s")
     if args.traces:
         print(f"built {args.traces} list traces:            {build_many_traces(args.traces):.1f} s")
     from django.db import connections
@@ -186,7 +231,11 @@ def run(args: argparse.Namespace) -> None:
         print("\nHTML served (median of 5)                       time    size    target")
         for label, path in (("trace page, 5,000 events, 50 turns", "/traces/bench-turns"),
                             ("trace page, 5,000 events, 1 turn", "/traces/bench-one-turn"),
-                            ("step panel fragment", "/traces/bench-turns?step=4&partial=panel")):
+                            ("step panel fragment", "/traces/bench-turns?step=4&partial=panel"),
+                            ("conversation, 5,000 events, 50 turns", "/traces/bench-turns?view=conversation"),
+                            ("conversation, 5,000 events, 1 turn", "/traces/bench-one-turn?view=conversation"),
+                            (f"conversation, {args.calls}-call proxied run", "/traces/bench-proxied?view=conversation"),
+                            ("proxied run, last call's panel", f"/traces/bench-proxied?step={args.calls * 2}&partial=panel")):
             seconds, size = served(server.url + path)
             print(f"  {label:<44} {seconds * 1000:6.0f} ms {size / 1024:6.0f} KB  < 1000 ms {'ok' if seconds < 1 else 'SLOW'}")
         if args.traces:
@@ -209,12 +258,30 @@ def run(args: argparse.Namespace) -> None:
                 print(f"  {label:<44} {seconds * 1000:6.0f} ms{target}")
         if CHROMIUM.exists():
             print("\nHeadless Chromium (median of 3)              interactive   click->panel   target")
+            from tests.browser import wait_ready
+
             with chromium() as driver:
                 for label, path in (("trace page, 5,000 events, 50 turns", "/traces/bench-turns"),
                                     ("trace page, 5,000 events, 1 turn", "/traces/bench-one-turn")):
                     ready, click = interactive(driver, server.url + path)
                     print(f"  {label:<44} {ready * 1000:6.0f} ms   {click * 1000:8.0f} ms   < 3000 ms "
                           f"{'ok' if ready < 3 else 'SLOW'}")
+                print("\nConversation view (median of 3)             interactive   find->highlight   targets < 2000 / < 200 ms")
+                for label, path, word in (("5,000 events, 50 turns", "/traces/bench-turns?view=conversation", "Turn 40:"),
+                                          ("5,000 events, 1 turn", "/traces/bench-one-turn?view=conversation", "shipped"),
+                                          (f"{args.calls}-call proxied run", "/traces/bench-proxied?view=conversation",
+                                           f"Step {args.calls - 1}:")):
+                    readies, finds = [], []
+                    for _ in range(3):
+                        driver.get("about:blank")
+                        driver.get(server.url + path)
+                        wait_ready(driver, timeout=60)
+                        mark = "return performance.getEntriesByName('whyops-ready')[0].startTime"
+                        readies.append(driver.execute_script(mark) / 1000)
+                        finds.append(search_to_highlight(driver, word))
+                    ready, find = statistics.median(readies), statistics.median(finds)
+                    print(f"  {label:<44} {ready * 1000:6.0f} ms   {find * 1000:10.0f} ms     "
+                          f"{'ok' if ready < 2 and 0 <= find < 0.2 else 'SLOW'}")
         else:
             print("\n(no /usr/bin/chromium: browser figures skipped)")
 

@@ -35,8 +35,10 @@ def test_a_tool_span_is_one_node_and_edges_follow_parents():
 
 def test_labels_summarise_each_kind():
     assert [n["label"] for n in build_graph(SUPPORT)["nodes"]] == [
-        "Where is order 123?", "look it up", "→ search_orders", "search_orders", "Your order has shipped."]
+        "Where is order 123?", "look it up", "→ search_orders", "search_orders(orderId=123)", "Your order has shipped."]
     assert label(ev(1, "error", {"message": "boom"})) == "boom"
+    # A proxied error keeps the provider's body: the node says its message.
+    assert label(ev(1, "error", {"message": '{"error": {"message": "Rate limit", "code": "x"}}'})) == "Rate limit"
     assert label(ev(1, "user_message", {"messages": [{"role": "user", "content": "x" * 200}]})).endswith("…")
 
 
@@ -114,3 +116,11 @@ def test_base64_is_elided_from_json_views():
     assert elided["img"] == "data:image/png;base64,… (3,000 bytes elided)"
     assert elided["blob"] == "… (base64, 3,000 bytes elided)"
     assert "AAAA" not in pretty_json(value)
+
+
+def test_a_failed_call_is_on_the_timeline():
+    events = SUPPORT + [ev(len(SUPPORT) + 1, "error", {"message": '{"error": {"message": "Rate limit"}}', "status": 429},
+                           ts="2026-01-01T00:00:03Z")]
+    graph = build_graph(events)
+    bars = timeline(events, tool_spans(events), graph)["bars"]
+    assert [bar["label"] for bar in bars if bar["kind"] == "error"] == ["Rate limit"]

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.staticfiles",
     "channels",
+    "ninja",  # serves Swagger UI from its own static files: /api/docs works offline
     "whyops_local",
 ]
 

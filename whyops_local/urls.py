@@ -9,7 +9,7 @@ from .pages.compare import compare_page
 from .pages.trace_delete import trace_delete
 from .pages.trace_list import trace_list
 from .pages.trace_page import trace_page
-from .pages.users import user_page
+from .pages.users import user_list, user_page
 from .proxy import views as proxy
 
 proxy_agent_init = csrf_exempt(require_POST(agent_init))
@@ -39,6 +39,7 @@ urlpatterns = [
     path("traces/<path:trace_id>", trace_page, name="trace"),
     path("agents/", agent_list, name="agent_list"),
     path("agents/<path:name>/", agent_page, name="agent"),
+    path("users/", user_list, name="user_list"),
     path("users/<path:user_id>/", user_page, name="user"),
     path("compare/", compare_page, name="compare"),
     # Each proxy route with and without /v1: sdk.openai() sets a base URL without it (docs/whyops-protocol.md §5).

@@ -159,3 +159,58 @@ def pretty_json(value: Any) -> str:
         return json.dumps(elide_base64(value), indent=2, ensure_ascii=False, default=str)
     except RecursionError:  # what the proxy relayed is stored as it came, however deep
         return "(nested too deeply to show here: the read API has it as it was sent)"
+
+
+def error_message(content: Any) -> str:
+    """An error's readable message: a provider's ``error.message`` (its JSON body is what the proxy
+    keeps), else the message as given."""
+    body = content if isinstance(content, dict) else {"message": content}
+    message = body.get("message")
+    parsed = parse_json_string(message) if isinstance(message, str) and message[:1] == "{" else message
+    if isinstance(parsed, dict):
+        inner = parsed.get("error") if isinstance(parsed.get("error"), dict) else parsed
+        if isinstance(inner.get("message"), str):
+            return inner["message"]
+    return "" if message is None else str(message)
+
+
+def _result_of(message: dict[str, Any]) -> list[tuple[str | None, Any]]:
+    """(call id, output) for each tool result a history entry carries, in the three APIs' shapes."""
+    if message.get("role") == "tool":
+        return [(message.get("tool_call_id"), message.get("content"))]
+    if message.get("type") == "function_call_output":
+        return [(message.get("call_id"), message.get("output"))]
+    content = message.get("content")
+    parts = content if message.get("role") == "user" and isinstance(content, list) else []
+    return [(p.get("tool_use_id"), p.get("content")) for p in parts if isinstance(p, dict) and p.get("type") == "tool_result"]
+
+
+def _call_names(messages: list[Any]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        if message.get("type") == "function_call":
+            names[str(message.get("call_id"))] = str(message.get("name"))
+        content = message.get("content") if isinstance(message.get("content"), list) else []
+        calls = [tool_call(c) for c in message.get("tool_calls") or []]
+        calls += [p for part in content for p in _part(part) if p["type"] == "tool_call"]
+        names.update({str(c["id"]): str(c["name"]) for c in calls if c["id"] and c["name"]})
+    return names
+
+
+def tool_results(content: Any) -> list[dict[str, Any]]:
+    """The tool results that end a proxied request's history (what the tools answered), each with the
+    tool's name from the assistant message that called it."""
+    messages = content.get("messages") if isinstance(content, dict) else None
+    if not isinstance(messages, list):
+        return []
+    results: list[tuple[str | None, Any]] = []
+    for message in reversed(messages):
+        found = _result_of(message) if isinstance(message, dict) else []
+        if not found:
+            break
+        results = found + results
+    names = _call_names(messages)
+    return [{"id": call_id, "name": names.get(str(call_id)), "blocks": blocks(parse_json_string(output))}
+            for call_id, output in results]

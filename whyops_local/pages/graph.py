@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from ..domain.events import STEP_KINDS, TOOL_EVENTS
+from .display import error_message, parse_json_string
 
 LABEL_CHARS = 80
 # Nodes that branch off further than this many lanes share the last lane rather than run off screen.
@@ -67,6 +68,17 @@ def _tool_call_names(calls: Any) -> list[str]:
     return names
 
 
+def _tool_label(body: dict[str, Any], metadata: dict[str, Any]) -> str:
+    """What a tool step did: ``search_orders(orderId=123)``."""
+    calls = body.get("toolCalls") if isinstance(body.get("toolCalls"), list) else []
+    name = metadata.get("tool") or ", ".join(_tool_call_names(calls)) or "tool"
+    arguments = calls[0].get("arguments") if calls and isinstance(calls[0], dict) else None
+    arguments = parse_json_string(arguments)
+    if isinstance(arguments, dict):
+        return f"{name}(" + ", ".join(f"{key}={value}" for key, value in arguments.items()) + ")"
+    return name
+
+
 def label(event: dict[str, Any]) -> str:
     """A one-line summary of an event, for a graph node or a timeline row."""
     kind, content = event["eventType"], event.get("content")
@@ -85,7 +97,7 @@ def label(event: dict[str, Any]) -> str:
             return "redacted thinking"
         return short(body.get("thinking") or "thinking")
     if kind in TOOL_EVENTS:
-        return short(metadata.get("tool") or ", ".join(_tool_call_names(body.get("toolCalls"))) or "tool")
+        return short(_tool_label(body, metadata))
     if kind == "tool_result":
         return short(body.get("toolName") or "tool result")
     if kind == "embedding_request":
@@ -94,7 +106,7 @@ def label(event: dict[str, Any]) -> str:
     if kind == "embedding_response":
         return short(metadata.get("model") or "embedding")
     if kind == "error":
-        return short(body.get("message") or content or "error")
+        return short(error_message(content) or "error")
     if kind == "span":  # an OpenTelemetry agent, chain or other span
         return short(body.get("name") or "span")
     return kind
@@ -203,7 +215,8 @@ def timeline(events: list[dict[str, Any]], spans: list[dict[str, Any]], graph: d
     label_of = {node["id"]: node["label"] for node in graph["nodes"]}
     bars = []
     for event in events:
-        if event["eventType"] not in ("llm_response", "embedding_response"):
+        # A failed call (a 429, a 500) is on the axis too, as a mark where it ended.
+        if event["eventType"] not in ("llm_response", "embedding_response", "error"):
             continue
         end = _parse(event.get("timestamp"))
         latency = (event.get("metadata") or {}).get("latencyMs")
@@ -211,7 +224,7 @@ def timeline(events: list[dict[str, Any]], spans: list[dict[str, Any]], graph: d
             continue
         duration = float(latency) if isinstance(latency, (int, float)) else 0.0
         node = node_of_step.get(event["stepId"])
-        bars.append({"node": node, "kind": STEP_KINDS[event["eventType"]],
+        bars.append({"node": node, "kind": STEP_KINDS.get(event["eventType"], "error"),
                      "label": label_of[node] if node in label_of else label(event),
                      "start": end.timestamp() * 1000 - duration, "durationMs": duration,
                      "known": latency is not None})

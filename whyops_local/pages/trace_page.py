@@ -10,7 +10,6 @@ from typing import Any
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404
 
 from ..domain import pricing
 from ..domain.events import PRICED_EVENTS, STEP_KIND_NAMES, TOOL_EVENTS
@@ -18,9 +17,15 @@ from ..domain.spans import tool_spans
 from ..models import Event, Trace
 from ..storage.analysis import call_context
 from ..storage.totals import by_model
-from . import display
+from . import display, exchange
+from .conversation import conversation
 from .graph import build_graph, node_id_for, timeline
 from .site import page, render
+
+# The conversation's item kinds a reader can hide.
+INPUT_EVENTS = ("user_message", "tool_result")
+KIND_FILTERS = [("input", "messages"), ("answer", "answers"), ("thinking", "thinking"), ("tool", "tools"),
+                ("error", "errors")]
 
 
 def _node_events(trace: Trace, node_id: str) -> list[Event]:
@@ -64,10 +69,14 @@ def _describe(event: Event) -> dict[str, Any]:
         view["tool_calls"] = [display.tool_call(call) for call in body.get("toolCalls") or []]
         view["finish_reason"] = body.get("finishReason")
         view["context"] = call_context(event.trace, event.step_id)
+        view["input"] = _input_of(event)
+        view["line"] = {"model": event.model, "latencyMs": event.latency_ms, "costUsd": event.cost_usd,
+                        "costNote": event.cost_note, "tokens": _line_tokens(event)}
     elif kind == "llm_thinking":
         view["thinking"] = display.thinking_block(event.content)
     elif kind == "tool_result":
         view["tool_name"] = body.get("toolName")
+        view["results"] = display.tool_results(event.content)
         view["output"] = body.get("output", event.content)
     elif kind == "embedding_request":
         inputs = body.get("input")
@@ -76,7 +85,29 @@ def _describe(event: Event) -> dict[str, Any]:
         view["message"] = body.get("message", event.content if not body else None)
         view["status"] = body.get("status")
         view["stack"] = body.get("stack")
+    if event.exchange is not None:
+        event.exchange.chunk_rows = exchange.chunk_rows(event.exchange.chunks)
+        event.exchange.reassembled = exchange.reassembled(event.exchange.path, event.exchange.chunks)
     return view
+
+
+def _line_tokens(event: Event) -> tuple[int, int, int, int]:
+    """A call's compact line: uncached input, cache read, cache write, output (one meaning each)."""
+    return event.input_tokens, event.cache_read_tokens, event.cache_write_tokens, event.output_tokens
+
+
+def _input_of(answer: Event) -> dict[str, Any] | None:
+    """The messages an LLM call was sent: its request's history, the new ones (since the request
+    before it) apart, as a proxied request repeats everything."""
+    inputs = answer.trace.events.filter(event_type__in=INPUT_EVENTS, step_id__lte=answer.step_id).order_by("-step_id", "-pk")
+    latest = inputs.first()
+    if latest is None:
+        return None
+    messages = display.transcript(latest.content)
+    before = inputs.filter(step_id__lt=latest.step_id).only("content").first() if latest.source == Event.SOURCE_PROXY else None
+    earlier = display.transcript(before.content) if before is not None else []
+    seen = len(earlier) if len(earlier) < len(messages) else 0
+    return {"event": latest, "new": messages[seen:], "all": messages, "earlier": seen > 0}
 
 
 def panel_context(trace: Trace, node_id: str | None) -> dict[str, Any]:
@@ -100,15 +131,31 @@ def panel_context(trace: Trace, node_id: str | None) -> dict[str, Any]:
     }
 
 
-def graph_data(trace: Trace) -> dict[str, Any]:
+def _event_dicts(trace: Trace) -> tuple[list[Event], list[dict[str, Any]]]:
     events = list(trace.events.order_by("step_id", "pk"))
     for event in events:
         event.trace = trace  # to_dict reads trace.trace_id; spare a query per event
-    dicts = [event.to_dict() for event in events]
+    return events, [event.to_dict() for event in events]
+
+
+def graph_data(trace: Trace) -> dict[str, Any]:
+    events, dicts = _event_dicts(trace)
     graph = build_graph(dicts)
     return {**graph, "timeline": timeline(dicts, tool_spans(dicts), graph),
             "lastSeq": max((event.pk for event in events), default=0), "kindNames": STEP_KIND_NAMES,
             "flags": trace.flags()}
+
+
+def conversation_context(trace: Trace) -> dict[str, Any]:
+    """The whole run as one conversation, with the graph's node ids so a click selects the same step."""
+    events, dicts = _event_dicts(trace)
+    graph = build_graph(dicts)
+    node_of = {event_id: node["id"] for node in graph["nodes"] for event_id in node["eventIds"]}
+    for event, item in zip(events, dicts, strict=True):
+        item["node"] = node_of.get(event.pk, str(event.step_id))
+        item["tokens"] = _line_tokens(event)
+    return {"folds": conversation(dicts), "steps": len(dicts),
+            "live": {"lastSeq": max((event.pk for event in events), default=0), "selected": None}}
 
 
 def head_context(trace: Trace) -> dict[str, Any]:
@@ -135,7 +182,12 @@ def _summed_breakdowns(trace: Trace) -> list[dict[str, Any]]:
 
 @page
 def trace_page(request: HttpRequest, trace_id: str) -> HttpResponse:
-    trace = get_object_or_404(Trace.objects.select_related("agent", "agent_version"), trace_id=trace_id)
+    trace = Trace.objects.select_related("agent", "agent_version").filter(trace_id=trace_id).first()
+    if trace is None:
+        # The page an agent's first event has not reached yet: it waits and loads the trace when it does.
+        response = render(request, "traces/waiting.html", {"trace_id": trace_id})
+        response.status_code = 404
+        return response
     selected = request.GET.get("step") or None
     if request.GET.get("partial") == "panel":
         context = panel_context(trace, selected)
@@ -145,6 +197,12 @@ def trace_page(request: HttpRequest, trace_id: str) -> HttpResponse:
     if request.GET.get("partial") == "head":
         # What a live page re-fetches to update its header totals after new events.
         return render(request, "traces/_head.html", head_context(trace))
+    if request.GET.get("partial") == "conversation":
+        return render(request, "traces/_conversation.html", conversation_context(trace))
+    if request.GET.get("view") == "conversation":
+        return render(request, "traces/conversation.html", {**head_context(trace), **conversation_context(trace),
+                                                             "view": "conversation", "selected": selected,
+                                                             "kind_filters": KIND_FILTERS})
     graph = graph_data(trace)
     if request.GET.get("partial") == "graph":
         # What a live page re-fetches to redraw its graph and timeline after new events.
@@ -158,4 +216,5 @@ def trace_page(request: HttpRequest, trace_id: str) -> HttpResponse:
         "graph": {**graph, "selected": selected},
         "selected": selected,
         "panel": panel_context(trace, selected),
+        "view": "graph",
     })

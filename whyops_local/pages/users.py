@@ -1,5 +1,6 @@
-"""`/users/<externalUserId>/`: one end user's traces, tokens, cost and errors."""
+"""`/users/`: the end users, and `/users/<externalUserId>/`: one end user's traces, tokens, cost and errors."""
 
+from django.db.models import Count, Max, Sum
 from django.http import Http404, HttpRequest, HttpResponse
 
 from ..models import Event, Trace
@@ -7,6 +8,16 @@ from ..storage.totals import by_model, tokens_of, totals
 from .site import page, render
 
 PAGE_SIZE = 100
+
+
+@page
+def user_list(request: HttpRequest) -> HttpResponse:
+    users = (Trace.objects.exclude(external_user_id__isnull=True).exclude(external_user_id="")
+             .values("external_user_id")
+             .annotate(traces=Count("pk"), errors=Sum("error_count"), cost=Sum("cost_usd"), last=Max("last_event_at"),
+                       tokens=Sum("total_tokens"))
+             .order_by("-last"))
+    return render(request, "users/list.html", {"users": list(users[:PAGE_SIZE * 10])})
 
 
 @page
