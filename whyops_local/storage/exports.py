@@ -95,8 +95,10 @@ def import_document(document: dict[str, Any]) -> tuple[str, bool]:
         return trace_id, False
     if document.get("agentVersion"):
         version = document["agentVersion"]
+        # Under the exported hash: "" and an absent description are one version here but hash apart.
         register_agent(document["trace"]["agentName"], {"systemPrompt": version["systemPrompt"],
-                                                        "description": version["description"], "tools": version["tools"]})
+                                                        "description": version["description"], "tools": version["tools"]},
+                       version["versionHash"])
     exchanges: dict[int, Exchange] = {}
     base = None
     for (source, position), items in _jobs(document):

@@ -48,9 +48,10 @@ def _agent(name: str) -> Agent:
     return agent
 
 
-def _version(agent: Agent, metadata: dict[str, Any]) -> tuple[AgentVersion, bool]:
-    """The agent's version for this metadata: an existing one (even an older one) or a new one."""
-    digest = version_hash(metadata)
+def _version(agent: Agent, metadata: dict[str, Any], digest: str | None = None) -> tuple[AgentVersion, bool]:
+    """The agent's version for this metadata: an existing one (even an older one) or a new one.
+    ``digest``: the version's hash as another database computed it (an import), else computed here."""
+    digest = digest or version_hash(metadata)
     version = agent.versions.filter(version_hash=digest).first()
     if version is not None:
         return version, False
@@ -71,9 +72,9 @@ def _definition(version: AgentVersion) -> versioning.Definition:
 
 
 @transaction.atomic
-def register_agent(name: str, metadata: dict[str, Any]) -> Registration:
+def register_agent(name: str, metadata: dict[str, Any], digest: str | None = None) -> Registration:
     agent = _agent(name)
-    version, created = _version(agent, metadata)
+    version, created = _version(agent, metadata, digest)
     return Registration(agent, version, created)
 
 
