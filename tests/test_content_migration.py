@@ -1,18 +1,14 @@
 """The content-store migration converts a database stored the old way, and what it held reads the same."""
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 BEFORE = [("whyops_local", "0003_event_type_choices")]
 AFTER = [("whyops_local", "0006b_search")]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_stored_bodies_and_histories_are_converted_and_read_back_the_same():
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE)
-    old = executor.loader.project_state(BEFORE).apps
+def test_stored_bodies_and_histories_are_converted_and_read_back_the_same(migrate_to):
+    old = migrate_to(BEFORE)
     agent = old.get_model("whyops_local", "Agent").objects.create(name="old")
     trace = old.get_model("whyops_local", "Trace").objects.create(
         trace_id="old-trace", agent=agent, started_at="2026-01-01T00:00:00Z", last_event_at="2026-01-01T00:00:00Z")
@@ -25,8 +21,7 @@ def test_stored_bodies_and_histories_are_converted_and_read_back_the_same():
                                            started_at="2026-01-01T00:00:00Z")
         Event.objects.create(trace=trace, agent=agent, event_type="user_message", step_id=step, span_id=f"s{step}",
                              timestamp="2026-01-01T00:00:00Z", content={"messages": history}, exchange=exchange)
-    executor = MigrationExecutor(connection)
-    executor.migrate(AFTER)
+    migrate_to(AFTER)
 
     from whyops_local.models import Event as NewEvent
     from whyops_local.models import Trace

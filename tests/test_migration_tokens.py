@@ -3,18 +3,14 @@
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 BEFORE = [("whyops_local", "0003_event_type_choices")]
 AFTER = [("whyops_local", "0004_token_buckets")]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_existing_rows_get_uncached_input_canonical_models_and_trace_sums():
-    executor = MigrationExecutor(connection)
-    executor.migrate(BEFORE)
-    old = executor.loader.project_state(BEFORE).apps
+def test_existing_rows_get_uncached_input_canonical_models_and_trace_sums(migrate_to):
+    old = migrate_to(BEFORE)
     agent = old.get_model("whyops_local", "Agent").objects.create(id="a", name="a")
     now = datetime(2026, 1, 1, tzinfo=UTC)
     trace = old.get_model("whyops_local", "Trace").objects.create(
@@ -29,9 +25,7 @@ def test_existing_rows_get_uncached_input_canonical_models_and_trace_sums():
                          completion_tokens=15, cache_read_tokens=100, cache_creation_tokens=50, total_tokens=190,
                          metadata={"usage": {"cacheCreationTokens": 50, "cacheCreation1hTokens": 30}}, **common)
 
-    executor = MigrationExecutor(connection)
-    executor.migrate(AFTER)
-    new = executor.loader.project_state(AFTER).apps
+    new = migrate_to(AFTER)
     events = new.get_model("whyops_local", "Event").objects.order_by("step_id")
     fields = ("provider", "model", "input_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens",
               "output_tokens", "reasoning_tokens", "total_tokens")
