@@ -119,15 +119,6 @@ def answer_text(content: Any) -> str:
     return text.strip() if isinstance(text, str) else ""
 
 
-def _arguments(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return jsontext.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
 def tool_calls_signature(calls: Any) -> list[list[Any]]:
     """Tool calls as (name, arguments): without call ids, arguments parsed when they are JSON text."""
     out = []
@@ -135,7 +126,7 @@ def tool_calls_signature(calls: Any) -> list[list[Any]]:
         if not isinstance(call, dict):
             continue
         function = call.get("function") if isinstance(call.get("function"), dict) else call
-        out.append([function.get("name"), _arguments(function.get("arguments"))])
+        out.append([function.get("name"), jsontext.parsed_or_as_is(function.get("arguments"))])
     return out
 
 

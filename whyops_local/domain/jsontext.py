@@ -29,3 +29,13 @@ def loads(data: bytes | str) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         return json.loads(data)
+
+
+def parsed_or_as_is(value: Any) -> Any:
+    """A string's JSON value when it is JSON, else ``value`` unchanged (tool arguments come as either)."""
+    if isinstance(value, str):
+        try:
+            return loads(value)
+        except ValueError:
+            return value
+    return value

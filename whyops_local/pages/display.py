@@ -9,6 +9,8 @@ import json
 import re
 from typing import Any
 
+from ..domain import jsontext
+
 # Raster types only: an SVG data URL could carry script.
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/jpg", "image/gif", "image/webp")
 _DATA_URL = re.compile(r"^data:(image/[a-z0-9.+-]+);base64,([A-Za-z0-9+/=\s]*)$", re.I)
@@ -115,12 +117,7 @@ def transcript(content: Any) -> list[dict[str, Any]]:
 
 def parse_json_string(value: Any) -> Any:
     """Tool arguments arrive as a JSON string (OpenAI) or an object; show them as the object when they parse."""
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
+    return jsontext.parsed_or_as_is(value)
 
 
 def tool_call(call: Any) -> dict[str, Any]:
