@@ -1,8 +1,7 @@
 """The pure graph and content helpers behind the trace page (no database, milliseconds)."""
 
-from whyops_local.domain.spans import tool_spans
 from whyops_local.pages.display import blocks, elide_base64, pretty_json, thinking_block, tool_call, transcript
-from whyops_local.pages.graph import build_graph, label, timeline
+from whyops_local.pages.graph import build_graph, label
 
 
 def ev(step, kind, content=None, metadata=None, parent="prev", span=None, ts="2026-01-01T00:00:00Z", id=None):
@@ -67,16 +66,6 @@ def test_duplicate_step_ids_get_distinct_node_ids():
     assert [n["id"] for n in graph["nodes"]] == ["1", "1-11"]
 
 
-def test_timeline_places_llm_calls_before_their_timestamp_and_tool_spans_from_their_request():
-    graph = build_graph(SUPPORT)
-    bars = timeline(SUPPORT, tool_spans(SUPPORT), graph)
-    by_node = {bar["node"]: bar for bar in bars["bars"]}
-    assert by_node["3"]["start"] == 0 and by_node["3"]["durationMs"] == 300
-    assert by_node["4"]["start"] == 400 and by_node["4"]["durationMs"] == 88
-    assert by_node["6"]["start"] == 2000 - 390 - 700
-    assert bars["totalMs"] == 1300
-
-
 def test_content_blocks_cover_text_images_tool_use_and_thinking():
     png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
     parts = blocks([
@@ -116,11 +105,3 @@ def test_base64_is_elided_from_json_views():
     assert elided["img"] == "data:image/png;base64,… (3,000 bytes elided)"
     assert elided["blob"] == "… (base64, 3,000 bytes elided)"
     assert "AAAA" not in pretty_json(value)
-
-
-def test_a_failed_call_is_on_the_timeline():
-    events = SUPPORT + [ev(len(SUPPORT) + 1, "error", {"message": '{"error": {"message": "Rate limit"}}', "status": 429},
-                           ts="2026-01-01T00:00:03Z")]
-    graph = build_graph(events)
-    bars = timeline(events, tool_spans(events), graph)["bars"]
-    assert [bar["label"] for bar in bars if bar["kind"] == "error"] == ["Rate limit"]

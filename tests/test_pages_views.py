@@ -82,7 +82,7 @@ def test_keyset_paging_walks_all_traces_newest_first(client):
     assert client.get("/?cursor=garbage").context["bad_cursor"] is True
 
 
-def test_the_trace_page_has_header_totals_graph_and_timeline(client):
+def test_the_trace_page_has_header_totals_graph_and_span_tree(client):
     support_trace()
     response = client.get("/traces/session-123")
     html = response.content.decode()
@@ -93,7 +93,8 @@ def test_the_trace_page_has_header_totals_graph_and_timeline(client):
     graph = graph_of(response)
     assert [n["kind"] for n in graph["nodes"]] == ["user", "thinking", "llm", "tool", "llm"]
     assert graph["edges"] == [["1", "2"], ["2", "3"], ["3", "4"], ["4", "6"]]
-    assert {bar["kind"] for bar in graph["timeline"]["bars"]} == {"llm", "tool"}
+    assert [(row["id"], row["depth"]) for row in graph["tree"]["rows"]] == [
+        ("turn-0", 0), ("1", 1), ("2", 1), ("3", 1), ("4", 2), ("6", 1)]
     assert graph["selected"] == "1" and "Where is order 123?" in html  # first step's panel is rendered
 
 
@@ -237,7 +238,7 @@ def test_the_graph_json_is_served_for_live_redraws(client):
     support_trace()
     data = client.get("/traces/session-123?partial=graph").json()
     assert [n["id"] for n in data["nodes"]] == ["1", "2", "3", "4", "6"]
-    assert data["summary"]["eventCount"] == 6 and len(data["timeline"]["bars"]) == 3
+    assert data["summary"]["eventCount"] == 6 and len(data["tree"]["rows"]) == 6
 
 
 def test_pages_forbid_inline_and_foreign_scripts(client):

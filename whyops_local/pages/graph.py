@@ -1,4 +1,4 @@
-"""A trace's events as a thread graph (nodes, parent -> child edges, turns) and a timeline (pure).
+"""A trace's events as a thread graph (nodes, parent -> child edges, turns) (pure).
 
 Input is read-API event dicts (``Event.to_dict()``) in step order. A tool span (request and
 response sharing a spanId) is one node; every other event is its own node. A turn is one user
@@ -6,7 +6,6 @@ message and everything after it up to the next user message. No Django imports: 
 milliseconds and cheap enough for 5,000-event traces.
 """
 
-from datetime import datetime
 from typing import Any
 
 from ..domain.events import STEP_KINDS, TOOL_EVENTS
@@ -20,10 +19,6 @@ MAX_LANE = 6
 def short(text: Any, limit: int = LABEL_CHARS) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _parse(ts: str | None) -> datetime | None:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")) if ts else None
 
 
 def message_text(content: Any) -> str:
@@ -204,46 +199,3 @@ def node_id_for(graph: dict[str, Any], step: str) -> str:
             return node["id"]
     return step
 
-
-def timeline(events: list[dict[str, Any]], spans: list[dict[str, Any]], graph: dict[str, Any]) -> dict[str, Any]:
-    """Bars for LLM calls, embeddings and tool spans on one time axis (ms from the first bar's start).
-
-    An LLM call ends at its event's timestamp and started ``latencyMs`` before; a tool span starts at
-    its request and lasts its latency (or until its response).
-    """
-    node_of_step = {step: node["id"] for node in graph["nodes"] for step in node["stepIds"]}
-    label_of = {node["id"]: node["label"] for node in graph["nodes"]}
-    bars = []
-    for event in events:
-        # A failed call (a 429, a 500) is on the axis too, as a mark where it ended.
-        if event["eventType"] not in ("llm_response", "embedding_response", "error"):
-            continue
-        end = _parse(event.get("timestamp"))
-        latency = (event.get("metadata") or {}).get("latencyMs")
-        if end is None:
-            continue
-        duration = float(latency) if isinstance(latency, (int, float)) else 0.0
-        node = node_of_step.get(event["stepId"])
-        bars.append({"node": node, "kind": STEP_KINDS.get(event["eventType"], "error"),
-                     "label": label_of[node] if node in label_of else label(event),
-                     "start": end.timestamp() * 1000 - duration, "durationMs": duration,
-                     "known": latency is not None})
-    for span in spans:
-        first = span["requestStepId"] if span["requestStepId"] is not None else span["responseStepId"]
-        start = _parse(span.get("startedAt") or span.get("endedAt"))
-        if start is None:
-            continue
-        latency = span.get("latencyMs")
-        duration = float(latency) if isinstance(latency, (int, float)) else 0.0
-        bars.append({"node": node_of_step.get(first), "kind": "tool", "label": short(span.get("tool") or "tool"),
-                     "start": start.timestamp() * 1000, "durationMs": duration, "known": latency is not None})
-    if not bars:
-        return {"bars": [], "totalMs": 0}
-    origin = min(bar["start"] for bar in bars)
-    for bar in bars:
-        bar["start"] = round(bar["start"] - origin, 3)
-    # Rows in step order, like the graph beside them; the bars' positions carry the time.
-    order = {node["id"]: index for index, node in enumerate(graph["nodes"])}
-    bars.sort(key=lambda bar: (order.get(bar["node"], len(order)), bar["start"]))
-    total = max(bar["start"] + bar["durationMs"] for bar in bars)
-    return {"bars": bars, "totalMs": round(total, 3)}

@@ -1,6 +1,6 @@
-"""`/traces/<traceId>`: header strip, thread graph, timeline and the step panel (`?step=`).
+"""`/traces/<traceId>`: header strip, span tree with its waterfall, thread graph and the step panel (`?step=`).
 
-The graph and timeline are computed by the pure ``graph`` module and drawn by a small ES module
+The graph and the tree are computed by the pure ``graph`` and ``domain.waterfall`` modules and drawn by ES modules
 from ``json_script`` data; the step panel is rendered here, for the page and as a fragment
 (``?step=<id>&partial=panel``) that the page fetches on selection, so all untrusted content goes
 through Django's autoescaping.
@@ -14,12 +14,13 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ..domain import pricing
 from ..domain.events import PRICED_EVENTS, STEP_KIND_NAMES, TOOL_EVENTS
 from ..domain.spans import tool_spans
+from ..domain.waterfall import build_tree
 from ..models import Event, Trace
 from ..storage.analysis import call_context
 from ..storage.totals import by_model
 from . import display, exchange
 from .conversation import conversation
-from .graph import build_graph, node_id_for, timeline
+from .graph import build_graph, node_id_for
 from .site import page, render
 
 # The conversation's item kinds a reader can hide.
@@ -141,7 +142,7 @@ def _event_dicts(trace: Trace) -> tuple[list[Event], list[dict[str, Any]]]:
 def graph_data(trace: Trace) -> dict[str, Any]:
     events, dicts = _event_dicts(trace)
     graph = build_graph(dicts)
-    return {**graph, "timeline": timeline(dicts, tool_spans(dicts), graph),
+    return {**graph, "tree": build_tree(dicts, graph["nodes"], graph["turns"]),
             "lastSeq": max((event.pk for event in events), default=0), "kindNames": STEP_KIND_NAMES,
             "flags": trace.flags()}
 
@@ -205,7 +206,7 @@ def trace_page(request: HttpRequest, trace_id: str) -> HttpResponse:
                                                              "kind_filters": KIND_FILTERS})
     graph = graph_data(trace)
     if request.GET.get("partial") == "graph":
-        # What a live page re-fetches to redraw its graph and timeline after new events.
+        # What a live page re-fetches to redraw its graph and tree after new events.
         return JsonResponse({**graph, "summary": trace.summary_dict()})
     if selected is None and graph["nodes"]:
         selected = graph["nodes"][0]["id"]
