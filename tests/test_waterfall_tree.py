@@ -49,8 +49,9 @@ def test_a_proxied_tool_span_nests_under_the_call_that_asked_for_it():
         ev(6, "llm_response", {"content": "shipped"}, CALL, ts="2026-01-01T00:00:02Z", exchangeId=2),
     ])
     assert shape(result) == [("turn-0", 0), ("1", 1), ("2", 1), ("3", 2), ("5", 1), ("6", 1)]
-    tool = result["rows"][3]
+    tool, result_row = result["rows"][3], result["rows"][4]
     assert (tool["start"], tool["dur"], tool["known"]) == (1000.0, 300.0, True)
+    assert (result_row["start"], result_row["dur"], result_row["known"]) == (1300.0, 0, False)  # a moment
 
 
 def test_a_group_carries_the_total_time_tokens_cost_and_errors_of_everything_under_it():

@@ -58,7 +58,7 @@ def _timing(node: dict[str, Any], events: list[dict[str, Any]], exchange_starts:
     latency = _latency(first)
     if latency is not None:  # an LLM call (or a failed one) ends at its timestamp
         return at - latency, at, True
-    began = exchange_starts.get(first.get("exchangeId"))
+    began = exchange_starts.get(first.get("exchangeId")) if node["kind"] == "error" else None
     if began is not None and began < at:  # a failed proxied call: from its request to its error
         return began, at, True
     return at, at, False
@@ -171,4 +171,5 @@ def build_tree(events: list[dict[str, Any]], nodes: list[dict[str, Any]], turns:
                              "steps": total["steps"]}
         out.append(item)
     ends = [t["end"] for t in totals if t["end"] is not None]
-    return {"rows": out, "totalMs": round(max(ends) - origin, 3) if ends else 0}
+    # origin: the axis's 0 in epoch ms, where a page places a call still running (live).
+    return {"rows": out, "totalMs": round(max(ends) - origin, 3) if ends else 0, "origin": round(origin, 3)}

@@ -1,7 +1,8 @@
-// The trace page: draws graph and timeline from the json_script data, keeps the selected step in
-// ?step=, and swaps in the server-rendered (escaped) step panel on selection.
+// The trace page: draws the span tree and the graph from the json_script data, keeps the selected
+// step in ?step= (shared by both, and by the conversation tab), and swaps in the server-rendered
+// (escaped) step panel on selection.
 import { renderGraph } from "../components/graph.js";
-import { renderTimeline } from "../components/timeline.js";
+import { createWaterfall } from "../components/waterfall.js";
 import { isTyping } from "../components/keys.js";
 import { coalesce, connectLive } from "../components/live.js";
 import { openLinkedDetails } from "../components/details.js";
@@ -40,7 +41,7 @@ function markFlags() {
   }
 }
 
-// Re-fetch graph and timeline from the server and redraw, keeping selection and collapsed turns.
+// Re-fetch graph and tree from the server and redraw, keeping selection and collapsed turns.
 // Live updates call this when new events arrive on the trace.
 async function refresh() {
   const url = new URL(location.href);
@@ -51,8 +52,8 @@ async function refresh() {
   data = { ...fresh, selected: state.selected };
   nodeById = new Map(data.nodes.map((n) => [n.id, n]));
   draw();
-  renderTimeline(document.getElementById("timeline"), data.timeline, select);
-  markTimeline();
+  tree.update(data.tree, data.nodes);
+  tree.select(state.selected, { reveal: false });
   return fresh.summary;
 }
 
@@ -60,13 +61,6 @@ function toggle(turn) {
   if (state.collapsed.has(turn)) state.collapsed.delete(turn);
   else state.collapsed.add(turn);
   draw();
-}
-
-function markTimeline() {
-  for (const row of document.querySelectorAll(".tl-row.selected")) row.classList.remove("selected");
-  for (const row of document.querySelectorAll(".tl-row")) {
-    if (row.dataset.node === state.selected) row.classList.add("selected");
-  }
 }
 
 async function select(id) {
@@ -83,10 +77,11 @@ async function select(id) {
     el?.classList.add("selected");
     el?.scrollIntoView({ block: "nearest" });
   }
-  markTimeline();
+  tree.select(id);
   const url = new URL(location.href);
   url.searchParams.set("step", id);
   history.replaceState(null, "", url);
+  shareSelection(id);
   const ticket = ++state.request;
   panel.classList.add("loading");
   url.searchParams.set("partial", "panel");
@@ -119,11 +114,20 @@ document.getElementById("collapse-all").addEventListener("click", () => {
   draw();
 });
 
-draw();
-renderTimeline(document.getElementById("timeline"), data.timeline, select);
-markTimeline();
+// The conversation tab opens on the step selected here.
+function shareSelection(id) {
+  const tab = document.getElementById("tab-conversation");
+  const url = new URL(tab.href);
+  url.searchParams.set("step", id);
+  tab.href = url;
+}
 
-// Live: new events on this trace (or a hello newer than the page) redraw graph and timeline and
+const tree = createWaterfall(document.getElementById("tree"), { onSelect: select, kindNames: data.kindNames || {} });
+draw();
+tree.update(data.tree, data.nodes, { collapseOver: COLLAPSE_OVER });
+if (state.selected) tree.select(state.selected);
+
+// Live: new events on this trace (or a hello newer than the page) redraw graph and tree and
 // refresh the header totals; the same re-fetch brings back whatever was missed.
 let lastSeq = data.lastSeq || 0;
 const head = document.getElementById("trace-head");
@@ -165,6 +169,6 @@ connectLive(`/ws/traces/${encodeURIComponent(traceId).replaceAll("%2F", "/")}`, 
   },
 });
 openLinkedDetails();
-// For tests and bench/pages.py: the graph, timeline and handlers are in place.
+// For tests and bench/pages.py: the graph, tree and handlers are in place.
 performance.mark("whyops-ready");
 document.body.dataset.ready = "1";
