@@ -99,6 +99,7 @@ export function createWaterfall(root, { onSelect, kindNames = {} }) {
     line.dataset.row = row.id;
     if (row.node) line.dataset.node = row.node;
     line.id = `wf-${row.id}`;
+    line.dataset.depth = row.depth;
     const name = el("span", "wf-name");
     name.style.paddingLeft = `${row.depth * 14}px`;
     if (group) {
