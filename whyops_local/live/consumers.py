@@ -34,7 +34,7 @@ class _RelayConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(message)
 
     # Channels calls the handler named after the message type ("event.new" -> event_new).
-    event_new = trace_update = stream_state = trace_deleted = relay
+    event_new = trace_update = stream_state = trace_deleted = call_started = call_text = call_ended = relay
 
 
 class TraceListConsumer(_RelayConsumer):

@@ -10,10 +10,16 @@ many pages listen after its commit, and a consumer counts itself in before it re
 ``seq`` for its hello: either the writer sees the page, or the page's hello already covers the event.
 """
 
+import asyncio
 import hashlib
+import itertools
 import logging
 import multiprocessing
+import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
@@ -115,3 +121,82 @@ def stream_ended(trace_id: str) -> None:
         del streams_in_progress[trace_id]
     if announce_needed():
         publish_soon(stream_messages(trace_id, running=trace_id in streams_in_progress))
+
+
+# A streamed answer's text goes to open pages at most this often (seconds): a growing answer, not a
+# message per token.
+TEXT_EVERY = 0.1
+
+
+@dataclass
+class _Running:
+    """A proxied call between its request reaching the proxy and being queued for storing."""
+
+    id: int
+    trace_id: str
+    model: str | None
+    started_at: float  # epoch ms
+    text: Callable[[], str] | None = None  # once it streams: its text so far
+    sent_at: float = 0.0  # monotonic, of the last text sent
+    timer: asyncio.TimerHandle | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.id, "model": self.model, "startedAt": self.started_at, "streaming": self.text is not None,
+                "text": self.text() if self.text else ""}
+
+
+# By the proxy's own call object: calls of this process that pages show as pending, with what they streamed.
+calls_in_progress: dict[int, _Running] = {}
+_call_ids = itertools.count(1)
+
+
+def running_calls(trace_id: str) -> list[dict[str, Any]]:
+    """The trace's pending calls, for a page rendered while they run."""
+    return [running.public() for running in calls_in_progress.values() if running.trace_id == trace_id]
+
+
+def _to_trace(running: _Running, message: dict[str, Any]) -> None:
+    publish_soon([(trace_group(running.trace_id), {**message, "traceId": running.trace_id})])
+
+
+def call_started(call: object, trace_id: str, model: Any, started_at: datetime) -> None:
+    """A proxied call reached the proxy and went upstream: a pending row on its trace's pages."""
+    running = _Running(next(_call_ids), trace_id, model if isinstance(model, str) else None,
+                       round(started_at.timestamp() * 1000, 3))
+    calls_in_progress[id(call)] = running
+    if announce_needed():
+        _to_trace(running, {"type": "call.started", "call": running.public()})
+
+
+def call_streamed(call: object, text: Callable[[], str]) -> None:
+    """More of the call's stream arrived; ``text`` gives its text so far. Sent throttled, and only
+    when someone may be watching: a stream nobody watches costs a lookup per chunk."""
+    running = calls_in_progress.get(id(call))
+    if running is None:
+        return
+    running.text = text
+    if running.timer is not None or not announce_needed():
+        return
+    wait = running.sent_at + TEXT_EVERY - time.monotonic()
+    if wait <= 0:
+        _send_text(running)
+    else:  # sent when due, with whatever has arrived by then
+        running.timer = asyncio.get_running_loop().call_later(wait, _send_text, running)
+
+
+def _send_text(running: _Running) -> None:
+    running.timer = None
+    running.sent_at = time.monotonic()
+    _to_trace(running, {"type": "call.text", "id": running.id, "text": running.text() if running.text else ""})
+
+
+def call_ended(call: object) -> None:
+    """The call is done and queued for storing (or will not be stored): its page replaces the pending row
+    with the stored step once that arrives."""
+    running = calls_in_progress.pop(id(call), None)
+    if running is None:
+        return
+    if running.timer is not None:
+        running.timer.cancel()
+    if announce_needed():
+        _to_trace(running, {"type": "call.ended", "id": running.id})

@@ -15,6 +15,7 @@ from ..domain import pricing
 from ..domain.events import PRICED_EVENTS, STEP_KIND_NAMES, TOOL_EVENTS
 from ..domain.spans import tool_spans
 from ..domain.waterfall import build_tree
+from ..live.messages import running_calls
 from ..models import Event, Trace
 from ..storage.analysis import call_context
 from ..storage.totals import by_model
@@ -144,7 +145,7 @@ def graph_data(trace: Trace) -> dict[str, Any]:
     graph = build_graph(dicts)
     return {**graph, "tree": build_tree(dicts, graph["nodes"], graph["turns"]),
             "lastSeq": max((event.pk for event in events), default=0), "kindNames": STEP_KIND_NAMES,
-            "flags": trace.flags()}
+            "flags": trace.flags(), "pending": running_calls(trace.trace_id)}
 
 
 def conversation_context(trace: Trace) -> dict[str, Any]:
@@ -156,7 +157,8 @@ def conversation_context(trace: Trace) -> dict[str, Any]:
         item["node"] = node_of.get(event.pk, str(event.step_id))
         item["tokens"] = _line_tokens(event)
     return {"folds": conversation(dicts), "steps": len(dicts),
-            "live": {"lastSeq": max((event.pk for event in events), default=0), "selected": None}}
+            "live": {"lastSeq": max((event.pk for event in events), default=0), "selected": None,
+                     "pending": running_calls(trace.trace_id)}}
 
 
 def head_context(trace: Trace) -> dict[str, Any]:

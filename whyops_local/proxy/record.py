@@ -161,4 +161,5 @@ def _store(call: Call, cache: RowCache | None) -> list[live.Message]:
 
 def record_soon(call: Call) -> None:
     """Queue the call for the writer, behind the response; once stored, it is announced from this event loop."""
+    live.call_ended(call)
     writer.write_soon(Write(record, (call,), with_cache=True))

@@ -147,6 +147,7 @@ async def _stream(upstream: httpx.Response, call: Call, reassembly: Reassembly,
             call.add_chunk(chunk)
             for sse in parser.feed(chunk):
                 reassembly.feed(sse)
+            live.call_streamed(call, reassembly.text)
             if reassembly.done and not recorded:
                 # Queued before the end marker is passed on: the OpenAI SDK hangs up as soon as it
                 # has read "[DONE]", and Django then cancels this generator.

@@ -1,5 +1,6 @@
 """The proxy's routes: thin async views that pick the upstream, the trace and the credential."""
 
+import functools
 import uuid
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -11,6 +12,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from ..domain.schemas import CONTROL_CHARACTERS, Invalid
 from ..http.guards import error_response, key_refusal, read_body
+from ..live import messages as live
 from ..models import Exchange
 from .conversations import History
 from .headers import redact, upstream_headers
@@ -73,6 +75,29 @@ def _header_problem(request: HttpRequest, trace_id: str | None, agent: str) -> s
     return None
 
 
+def _while_upstream_works(call: Call, request: HttpRequest, api: Api, body: dict | None) -> None:
+    """What the call needs only once upstream answers: done meanwhile, not before calling it.
+
+    Reducing and hashing an agent's history took 0.1-0.3 ms of the event loop per call (33 KB).
+    """
+    call.request_headers = redact(request.headers.items())
+    if api.recorded:
+        call.history = History(call.agent, api.conversation(body))
+    if not call.trace_id:
+        continued = conversations.find(call.history, api.previous_id(body)) if call.history else None
+        call.trace_id = continued or str(uuid.uuid4())
+    if api.recorded:  # pending on its trace's open pages until it is recorded
+        live.call_started(call, call.trace_id, body.get("model"), call.started_at)
+
+
+async def _relayed(call: Call, *args, **kwargs) -> HttpResponse:
+    try:
+        return await relay(call, *args, **kwargs)
+    except BaseException:
+        live.call_ended(call)  # cancelled (the client hung up) before it could be recorded
+        raise
+
+
 @csrf_exempt
 async def proxy(request: HttpRequest, route: Route) -> HttpResponse:
     if route is MODELS and "anthropic-version" in request.headers:
@@ -107,23 +132,12 @@ async def proxy(request: HttpRequest, route: Route) -> HttpResponse:
         started_at=timezone.now(),
     )
 
-    def while_upstream_works() -> None:
-        """What the call needs only once upstream answers: done meanwhile, not before calling it.
-
-        Reducing and hashing an agent's history took 0.1-0.3 ms of the event loop per call (33 KB).
-        """
-        call.request_headers = redact(request.headers.items())
-        if api.recorded:
-            call.history = History(agent, api.conversation(body))
-        if not call.trace_id:
-            continued = conversations.find(call.history, api.previous_id(body)) if call.history else None
-            call.trace_id = continued or str(uuid.uuid4())
-
     headers = upstream_headers(request.headers, api.provider, _server_key(api), settings.WHYOPS_API_KEY)
     streamed = bool(body and body.get("stream"))
     # Most frameworks stream without asking for usage: asked for here, so every streamed call has a cost.
     asking_usage = api.asking_for_usage(body, raw) if streamed and settings.WHYOPS_PROXY_STREAM_USAGE else None
-    return await relay(call, url, headers, streamed=streamed, meanwhile=while_upstream_works, asking_usage=asking_usage)
+    return await _relayed(call, url, headers, streamed=streamed, asking_usage=asking_usage,
+                          meanwhile=functools.partial(_while_upstream_works, call, request, api, body))
 
 
 def exchange(request: HttpRequest, pk: int) -> JsonResponse:

@@ -63,3 +63,40 @@ export function coalesce(fn) {
   };
   return run;
 }
+
+// Proxied calls still running on this trace (call.started / call.text / call.ended messages, and the
+// page's own list when it was rendered): onChange(calls) whenever they change, and every 250 ms while
+// any runs, so their bars grow. An ended call stays until stored() says its step is on the page
+// (or, should its step never come, for a few seconds).
+export function trackCalls(initial, onChange) {
+  const calls = new Map((initial || []).map((call) => [call.id, call]));
+  let ticker = 0;
+  const changed = () => {
+    onChange([...calls.values()]);
+    if (calls.size && !ticker) ticker = setInterval(() => onChange([...calls.values()]), 250);
+    else if (!calls.size && ticker) ticker = clearInterval(ticker) || 0;
+  };
+  const drop = (ended) => {
+    for (const call of ended) calls.delete(call.id);
+    changed();
+  };
+  changed();
+  return {
+    // Whether the message was about a running call (and is handled).
+    hear(message) {
+      if (message.type === "call.started") calls.set(message.call.id, message.call);
+      else if (message.type === "call.text" && calls.has(message.id)) {
+        Object.assign(calls.get(message.id), { text: message.text, streaming: true });
+      } else if (message.type === "call.ended" && calls.has(message.id)) {
+        const call = calls.get(message.id);
+        call.ended = true;
+        setTimeout(() => calls.get(call.id) === call && drop([call]), 5000);
+      } else return false;
+      changed();
+      return true;
+    },
+    stored() {
+      drop([...calls.values()].filter((call) => call.ended));
+    },
+  };
+}

@@ -2,7 +2,7 @@
 // the kind filter, selection (the step panel beside it) and live updates.
 import { createFinder } from "../components/finder.js";
 import { isTyping } from "../components/keys.js";
-import { coalesce, connectLive } from "../components/live.js";
+import { coalesce, connectLive, trackCalls } from "../components/live.js";
 import { loadPanel, rememberStep } from "../components/panel.js";
 
 const conv = document.getElementById("conversation");
@@ -77,14 +77,32 @@ const update = coalesce(async () => {
   if (selected) document.getElementById(`c-${selected}`)?.classList.add("selected");
   scrollTo(0, y);
   finder.reset();
+  calls.stored();
 });
 const traceId = document.getElementById("trace-id").textContent;
+// A proxied call still running: shown below the conversation, its streamed text growing (as text,
+// never markup) until its stored answer replaces it. Growing below the reader moves nothing above.
+let streamRunning = !document.getElementById("stream-state").hidden;
+let running = [];
+function showPending() {
+  const call = running.at(-1);
+  document.getElementById("pending-call").hidden = !call && !streamRunning;
+  if (!call) return;
+  const more = running.length > 1 ? ` (+${running.length - 1} more)` : "";
+  document.getElementById("pending-state").textContent =
+    `assistant · ${call.model || "LLM call"} · ${call.streaming ? "streaming" : "waiting for upstream"}${more}`;
+  const text = document.getElementById("pending-text");
+  if (text.textContent !== (call.text || "")) text.textContent = call.text || "";
+}
+const calls = trackCalls(live.pending, (now) => { running = now; showPending(); });
 connectLive(`/ws/traces/${encodeURIComponent(traceId).replaceAll("%2F", "/")}`, {
   onMessage: (message) => {
     if (message.type === "stream.state") {
       document.getElementById("stream-state").hidden = !message.running;
-      document.getElementById("pending-call").hidden = !message.running;
+      streamRunning = message.running;
+      showPending();
     }
+    else if (calls.hear(message)) return;
     else if (message.seq > lastSeq) update();
   },
 });

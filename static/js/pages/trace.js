@@ -4,7 +4,7 @@
 import { renderGraph } from "../components/graph.js";
 import { createWaterfall } from "../components/waterfall.js";
 import { isTyping } from "../components/keys.js";
-import { coalesce, connectLive } from "../components/live.js";
+import { coalesce, connectLive, trackCalls } from "../components/live.js";
 import { openLinkedDetails } from "../components/details.js";
 
 // Runs with more steps than this start with every turn collapsed except the selected one.
@@ -133,6 +133,7 @@ let lastSeq = data.lastSeq || 0;
 const head = document.getElementById("trace-head");
 const update = coalesce(async () => {
   await refresh();
+  calls.stored();
   lastSeq = Math.max(lastSeq, data.lastSeq || 0);
   const url = new URL(location.href);
   url.searchParams.set("partial", "head");
@@ -161,10 +162,12 @@ function showDeleted() {
   notice.append(text);
   document.querySelector("main").replaceChildren(notice);
 }
+const calls = trackCalls(data.pending, (running) => tree.setPending(running));
 connectLive(`/ws/traces/${encodeURIComponent(traceId).replaceAll("%2F", "/")}`, {
   onMessage: (message) => {
     if (message.type === "stream.state") document.getElementById("stream-state").hidden = !message.running;
     else if (message.type === "trace.deleted") showDeleted();
+    else if (calls.hear(message)) return;
     else if (message.seq > lastSeq) update();
   },
 });

@@ -163,6 +163,9 @@ class MessageStream(Reassembly):
             # An unfinished input (cut stream) is kept as the raw text that arrived.
             self.blocks.setdefault(index, {})["input"] = parsed if parsed is not None else raw
 
+    def text(self) -> str:
+        return "".join(self.blocks[index].get("text", "") for index in sorted(self.blocks))
+
     def response(self) -> dict[str, Any]:
         for index in list(self.partial_json):
             self._finish_block(index)

@@ -137,3 +137,7 @@ class Reassembly:
 
     def response(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    def text(self) -> str:
+        """The answer's text streamed so far (what an open page shows growing)."""
+        return ""

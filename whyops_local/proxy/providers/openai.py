@@ -127,7 +127,7 @@ class ChatStream(Reassembly):
 
     def __init__(self) -> None:
         self.head: dict[str, Any] = {}
-        self.text: list[str] = []
+        self.parts: list[str] = []
         self.calls: dict[int, dict[str, Any]] = {}
         self.finish: str | None = None
         self.usage: dict[str, Any] | None = None
@@ -151,7 +151,7 @@ class ChatStream(Reassembly):
 
     def _delta(self, delta: dict[str, Any]) -> None:
         if delta.get("content"):
-            self.text.append(delta["content"])
+            self.parts.append(delta["content"])
         for part in delta.get("tool_calls") or []:
             call = self.calls.setdefault(part.get("index", 0), {"id": None, "type": "function",
                                                                "function": {"name": "", "arguments": ""}})
@@ -160,8 +160,11 @@ class ChatStream(Reassembly):
             call["function"]["name"] = function.get("name") or call["function"]["name"]
             call["function"]["arguments"] += function.get("arguments") or ""
 
+    def text(self) -> str:
+        return "".join(self.parts)
+
     def response(self) -> dict[str, Any]:
-        message = {"role": "assistant", "content": "".join(self.text) if self.text or not self.calls else None}
+        message = {"role": "assistant", "content": "".join(self.parts) if self.parts or not self.calls else None}
         if self.calls:
             message["tool_calls"] = [self.calls[index] for index in sorted(self.calls)]
         choice = {"index": 0, "message": message, "finish_reason": self.finish}
@@ -291,7 +294,7 @@ class ResponsesStream(Reassembly):
         self.final: dict[str, Any] | None = None
         self.started: dict[str, Any] = {}
         self.items: list[dict[str, Any]] = []
-        self.text: list[str] = []
+        self.parts: list[str] = []
 
     def feed(self, sse: SSEEvent) -> None:
         data = json_or_none(sse.data)
@@ -306,15 +309,18 @@ class ResponsesStream(Reassembly):
         elif kind == "response.output_item.done":
             self.items.append(data.get("item") or {})
         elif kind == "response.output_text.delta":
-            self.text.append(data.get("delta") or "")
+            self.parts.append(data.get("delta") or "")
+
+    def text(self) -> str:
+        return "".join(self.parts)
 
     def response(self) -> dict[str, Any]:
         if self.final is not None:
             return self.final
         output = list(self.items)
-        if self.text and not any(item.get("type") == "message" for item in output):
+        if self.parts and not any(item.get("type") == "message" for item in output):
             output.append({"type": "message", "role": "assistant",
-                           "content": [{"type": "output_text", "text": "".join(self.text)}]})
+                           "content": [{"type": "output_text", "text": "".join(self.parts)}]})
         return {**self.started, "output": output}
 
 
