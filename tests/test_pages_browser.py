@@ -71,7 +71,7 @@ def test_the_support_agent_trace_reads_step_by_step(server, support_trace_id, br
     edges = [(e.get_attribute("data-from"), e.get_attribute("data-to"))
              for e in browser.find_elements(By.CSS_SELECTOR, "#graph path.edge")]
     assert edges == [("1", "2"), ("2", "3"), ("3", "4"), ("4", "6")]
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#timeline .tl-row:not(.tl-axis)")) == 3
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#tree .wf-spacer .wf-row")) == 6  # the turn and its 5 steps
 
     # Select the tool span: its arguments and result appear, and the URL remembers the step.
     browser.find_element(By.ID, "step-4").click()

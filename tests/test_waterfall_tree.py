@@ -51,7 +51,7 @@ def test_a_proxied_tool_span_nests_under_the_call_that_asked_for_it():
     assert shape(result) == [("turn-0", 0), ("1", 1), ("2", 1), ("3", 2), ("5", 1), ("6", 1)]
     tool, result_row = result["rows"][3], result["rows"][4]
     assert (tool["start"], tool["dur"], tool["known"]) == (1000.0, 300.0, True)
-    assert (result_row["start"], result_row["dur"], result_row["known"]) == (1300.0, 0, False)  # a moment
+    assert (result_row["start"], result_row["dur"], result_row.get("known")) == (1300.0, 0, None)  # a moment
 
 
 def test_a_group_carries_the_total_time_tokens_cost_and_errors_of_everything_under_it():
@@ -70,6 +70,8 @@ def test_a_group_carries_the_total_time_tokens_cost_and_errors_of_everything_und
     assert rows["2"]["total"] == {"start": 600.0, "dur": 2400.0, "tokens": 135, "cost": 0.25, "errors": 1, "steps": 3}
     assert rows["turn-0"]["total"] == {"start": 0.0, "dur": 4000.0, "tokens": 145, "cost": 0.25, "errors": 1, "steps": 5}
     assert rows["turn-1"]["total"]["steps"] == 1 and "total" not in rows["6"]
+    # Defaults are left out: a turn selects its first step, a node itself; no cost, no errors.
+    assert rows["turn-0"]["node"] == "1" and "node" not in rows["6"] and "cost" not in rows["6"] and "errors" not in rows["6"]
     # A row's "end" is where its subtree stops, so a collapsed row skips straight past it.
     order = [row["id"] for row in result["rows"]]
     assert order[rows["turn-0"]["end"]] == "turn-1" and order[rows["2"]["end"]] == "6"

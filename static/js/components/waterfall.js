@@ -16,10 +16,10 @@ function el(tag, className, text) {
 }
 
 const tokens = (n) => n.toLocaleString("en-US");
-const money = (usd) => (usd >= 0.01 ? `$${usd.toFixed(2)}` : usd > 0 ? `$${usd.toPrecision(2)}` : "$0");
+const money = (usd) => (usd >= 1 ? `$${usd.toFixed(2)}` : usd > 0 ? `$${usd.toPrecision(2)}` : "$0");
 
 // "1.20 s · 1,240 tok · $0.0123 · 2 errors": what a row (or a collapsed group, for its subtree) adds up to.
-function figures({ dur, tokens: tok, cost, errors, steps }, known) {
+function figures({ dur, tokens: tok = 0, cost = null, errors = 0, steps }, known) {
   const parts = [];
   if (steps !== undefined) parts.push(`${steps} step${steps === 1 ? "" : "s"}`);
   parts.push(known ? ms(dur) || "0 ms" : "–");
@@ -61,8 +61,8 @@ export function createWaterfall(root, { onSelect, kindNames = {} }) {
   function label(row) {
     if (row.kind === "turn") return row.number ? `Turn ${row.number} · ${row.label}` : row.label;
     if (row.kind === "pending") return row.label;
-    const node = state.labels.get(row.node);
-    return `${kindNames[row.kind] || row.kind} · ${node ? node.label : row.node}`;
+    const node = state.labels.get(row.id);
+    return `${kindNames[row.kind] || row.kind} · ${node ? node.label : row.id}`;
   }
 
   function recompute() {
@@ -93,11 +93,12 @@ export function createWaterfall(root, { onSelect, kindNames = {} }) {
     if (group) classes.push("group");
     if (collapsed) classes.push("collapsed");
     if (row.errors || (collapsed && row.total.errors)) classes.push("has-error");
-    if (row.kind !== "turn" && row.node === state.selected) classes.push("selected");
+    const node = row.node ?? row.id;
+    if (row.kind !== "turn" && node === state.selected) classes.push("selected");
     const line = el("div", classes.join(" "));
     line.style.top = `${index * ROW}px`;
     line.dataset.row = row.id;
-    if (row.node) line.dataset.node = row.node;
+    line.dataset.node = node;
     line.id = `wf-${row.id}`;
     line.dataset.depth = row.depth;
     const name = el("span", "wf-name");
@@ -246,7 +247,7 @@ export function createWaterfall(root, { onSelect, kindNames = {} }) {
   });
 
   function indexOfNode(id) {
-    return state.rows.findIndex((row) => row.kind !== "turn" && row.node === id);
+    return state.rows.findIndex((row) => row.kind !== "turn" && row.id === id);
   }
 
   return {
