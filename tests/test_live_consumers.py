@@ -140,3 +140,40 @@ async def test_messages_are_built_only_while_a_page_listens(monkeypatch):
         await ws.disconnect()
     await send(event("quiet again"))
     assert len(built) == 1 and live.listening.value == 0
+
+
+async def test_a_running_proxied_call_is_announced_and_its_text_throttled_to_its_trace_page():
+    from datetime import UTC, datetime
+
+    ws = await connect("/ws/traces/running")
+    call, text = object(), []
+    try:
+        live.call_started(call, "running", "gpt-4o-mini", datetime(2026, 1, 1, tzinfo=UTC))
+        started = await ws.receive_json_from(timeout=2)
+        assert started["type"] == "call.started" and started["call"]["model"] == "gpt-4o-mini"
+        assert live.running_calls("running") == [started["call"]] and started["call"]["startedAt"] == 1767225600000.0
+        for word in ("Hel", "lo", " wor", "ld"):  # four chunks within the throttle window
+            text.append(word)
+            live.call_streamed(call, lambda: "".join(text))
+        first = await ws.receive_json_from(timeout=2)
+        assert (first["type"], first["id"], first["text"]) == ("call.text", started["call"]["id"], "Hel")
+        # The rest come as one message, once the window has passed, with all that arrived meanwhile.
+        rest = await ws.receive_json_from(timeout=2)
+        assert rest["text"] == "Hello world" and await ws.receive_nothing(timeout=live.TEXT_EVERY * 2)
+        live.call_ended(call)
+        ended = await ws.receive_json_from(timeout=2)
+        assert ended == {"type": "call.ended", "id": started["call"]["id"], "traceId": "running"}
+        assert live.running_calls("running") == []
+    finally:
+        await ws.disconnect()
+
+
+async def test_a_running_call_nobody_watches_sends_nothing(monkeypatch):
+    from datetime import UTC, datetime
+
+    call, sent = object(), []
+    monkeypatch.setattr(live, "publish_soon", sent.append)
+    live.call_started(call, "unwatched", None, datetime.now(UTC))
+    live.call_streamed(call, lambda: "text")
+    live.call_ended(call)
+    assert sent == [] and live.running_calls("unwatched") == []

@@ -118,6 +118,17 @@ def test_clicking_a_tree_row_selects_the_step_in_the_graph_and_the_other_way_rou
     wait_for(browser, lambda d: "selected" in row(d, "7").get_attribute("class"))
     assert "selected" not in row(browser, "3").get_attribute("class")
 
+    # The conversation opens on the step selected here; a step selected there comes back selected here.
+    browser.find_element("id", "tab-conversation").click()
+    wait_ready(browser)
+    wait_for(browser, lambda d: d.find_element("id", "c-7").get_attribute("class").count("selected"))
+    browser.find_element("css selector", "#c-6").click()
+    wait_for(browser, lambda d: "step=6" in d.find_element("id", "tab-graph").get_attribute("href"))
+    browser.get(browser.find_element("id", "tab-graph").get_attribute("href"))
+    wait_ready(browser)
+    wait_for(browser, lambda d: "selected" in row(d, "6").get_attribute("class"))
+    assert "selected" in browser.find_element("id", "step-6").get_attribute("class")
+
 
 def test_proxied_tool_spans_nest_under_their_call_and_a_failed_call_is_a_row(proxied, fake, browser):
     fake.gate.set()

@@ -20,8 +20,14 @@ export async function loadPanel(panel, id) {
   }
 }
 
+// The selected step is kept in ?step=, and the other view's tab opens on it.
 export function rememberStep(id) {
   const url = new URL(location.href);
   url.searchParams.set("step", id);
   history.replaceState(null, "", url);
+  for (const tab of document.querySelectorAll(".trace-tabs a[id^='tab-']")) {
+    const link = new URL(tab.href);
+    link.searchParams.set("step", id);
+    tab.href = link;
+  }
 }

@@ -6,6 +6,7 @@ import { createWaterfall } from "../components/waterfall.js";
 import { isTyping } from "../components/keys.js";
 import { coalesce, connectLive, trackCalls } from "../components/live.js";
 import { openLinkedDetails } from "../components/details.js";
+import { loadPanel, rememberStep } from "../components/panel.js";
 
 // Runs with more steps than this start with every turn collapsed except the selected one.
 const COLLAPSE_OVER = 80;
@@ -14,7 +15,7 @@ let data = JSON.parse(document.getElementById("trace-graph").textContent);
 const graphEl = document.getElementById("graph");
 const panel = document.getElementById("step-panel");
 let nodeById = new Map(data.nodes.map((n) => [n.id, n]));
-const state = { selected: data.selected, collapsed: new Set(), request: 0 };
+const state = { selected: data.selected, collapsed: new Set() };
 
 if (data.nodes.length > COLLAPSE_OVER && data.turns.length > 1) {
   const keep = nodeById.get(state.selected)?.turn;
@@ -78,23 +79,8 @@ async function select(id) {
     el?.scrollIntoView({ block: "nearest" });
   }
   tree.select(id);
-  const url = new URL(location.href);
-  url.searchParams.set("step", id);
-  history.replaceState(null, "", url);
-  shareSelection(id);
-  const ticket = ++state.request;
-  panel.classList.add("loading");
-  url.searchParams.set("partial", "panel");
-  try {
-    const response = await fetch(url, { headers: { Accept: "text/html" } });
-    const html = await response.text();
-    // Only the latest selection may fill the panel; the HTML is Django's, escaped server-side.
-    if (ticket !== state.request) return;
-    if (response.ok) panel.innerHTML = html;
-    else panel.replaceChildren(Object.assign(document.createElement("p"), { className: "muted", textContent: `Could not load step ${id}.` }));
-  } finally {
-    if (ticket === state.request) panel.classList.remove("loading");
-  }
+  rememberStep(id);
+  await loadPanel(panel, id);
 }
 
 function step(delta) {
@@ -113,14 +99,6 @@ document.getElementById("collapse-all").addEventListener("click", () => {
   for (const turn of data.turns) state.collapsed.add(turn.index);
   draw();
 });
-
-// The conversation tab opens on the step selected here.
-function shareSelection(id) {
-  const tab = document.getElementById("tab-conversation");
-  const url = new URL(tab.href);
-  url.searchParams.set("step", id);
-  tab.href = url;
-}
 
 const tree = createWaterfall(document.getElementById("tree"), { onSelect: select, kindNames: data.kindNames || {} });
 draw();
