@@ -1,12 +1,13 @@
 """How fast the pages are on this machine: a 5,000-event trace and a list of 100,000 traces.
 
-    /work/venv/bin/python bench/pages.py [--events 5000] [--traces 100000]
+    /work/venv/bin/python bench/pages.py [--events 5000] [--traces 100000] [--baseline ../main]
 
 Builds the data in a throwaway data dir through the real storage path (the 5,000-event trace) or
 bulk inserts (the 100,000 traces), starts the real server (manage.py runserver, daphne), then
 measures the HTML served time (httpx, median of 5) and the time to interactive in headless
 Chromium (navigation start -> the page's "whyops-ready" mark, median of 3). Targets: HTML < 1 s,
-interactive < 3 s.
+interactive < 3 s (the conversation view < 2 s). ``--baseline`` serves another checkout from the same
+data beside this one, each measurement taken in turn on both, and prints the ratio.
 """
 
 import argparse
@@ -17,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -157,43 +159,60 @@ def build_many_traces(count: int) -> float:
     return time.perf_counter() - started
 
 
-def served(url: str, runs: int = 5) -> tuple[float, int]:
+def served(urls: list[str], runs: int = 5) -> list[tuple[float, int]]:
+    """Median time and size of each URL's page, the URLs fetched in turn (side by side on a noisy machine)."""
     import httpx
 
-    times, size = [], 0
+    times: list[list[float]] = [[] for _ in urls]
+    sizes = [0] * len(urls)
     for _ in range(runs):
-        started = time.perf_counter()
-        response = httpx.get(url, timeout=60)
-        times.append(time.perf_counter() - started)
-        assert response.status_code == 200, (url, response.status_code)
-        size = len(response.content)
-    return statistics.median(times), size
+        for i, url in enumerate(urls):
+            started = time.perf_counter()
+            response = httpx.get(url, timeout=60)
+            times[i].append(time.perf_counter() - started)
+            assert response.status_code == 200, (url, response.status_code)
+            sizes[i] = len(response.content)
+    return [(statistics.median(t), size) for t, size in zip(times, sizes, strict=True)]
 
 
-def interactive(driver, url: str, runs: int = 3) -> tuple[float, float]:
-    """Median time to the page's ready mark, and to a step panel loaded after a click (seconds)."""
+def _ready(driver, url: str) -> float:
     from tests.browser import wait_ready
 
-    ready, click = [], []
+    driver.get("about:blank")
+    driver.get(url)
+    wait_ready(driver, timeout=60)
+    return driver.execute_script("return performance.getEntriesByName('whyops-ready')[0].startTime") / 1000
+
+
+def interactive(driver, urls: list[str], runs: int = 3) -> list[tuple[float, float]]:
+    """Per URL, in turn: median time to the page's ready mark, and to a step panel loaded after a click (seconds)."""
+    ready: list[list[float]] = [[] for _ in urls]
+    click: list[list[float]] = [[] for _ in urls]
     for _ in range(runs):
-        driver.get("about:blank")
-        driver.get(url)
-        wait_ready(driver, timeout=60)
-        ready.append(driver.execute_script("return performance.getEntriesByName('whyops-ready')[0].startTime") / 1000)
-        click.append(driver.execute_async_script("""
-            const done = arguments[arguments.length - 1];
-            const nodes = document.querySelectorAll('#graph g.node[data-node]');
-            const node = nodes[Math.min(3, nodes.length - 1)];
-            const t0 = performance.now();
-            const panel = document.getElementById('step-panel');
-            new MutationObserver((_, obs) => {
-              if (panel.querySelector(`article[data-node="${node.dataset.node}"]`)) {
-                obs.disconnect(); done((performance.now() - t0) / 1000);
-              }
-            }).observe(panel, {childList: true, subtree: true});
-            node.dispatchEvent(new MouseEvent('click', {bubbles: true}));
-        """))
-    return statistics.median(ready), statistics.median(click)
+        for i, url in enumerate(urls):
+            ready[i].append(_ready(driver, url))
+            click[i].append(driver.execute_async_script("""
+                const done = arguments[arguments.length - 1];
+                const nodes = document.querySelectorAll('#graph g.node[data-node]');
+                const node = nodes[Math.min(3, nodes.length - 1)];
+                const t0 = performance.now();
+                const panel = document.getElementById('step-panel');
+                new MutationObserver((_, obs) => {
+                  if (panel.querySelector(`article[data-node="${node.dataset.node}"]`)) {
+                    obs.disconnect(); done((performance.now() - t0) / 1000);
+                  }
+                }).observe(panel, {childList: true, subtree: true});
+                node.dispatchEvent(new MouseEvent('click', {bubbles: true}));
+            """))
+    return [(statistics.median(r), statistics.median(c)) for r, c in zip(ready, click, strict=True)]
+
+
+def side_by_side(values: list[float], target: float) -> str:
+    """This checkout's figure against its target, then (with --baseline) the baseline's and the ratio."""
+    mine = f"{values[0] * 1000:6.0f} ms {'ok  ' if values[0] < target else 'SLOW'}"
+    if len(values) == 1:
+        return mine
+    return f"{mine}  baseline {values[1] * 1000:6.0f} ms  ratio {values[0] / values[1]:4.2f}"
 
 
 def main() -> None:
@@ -202,6 +221,9 @@ def main() -> None:
     parser.add_argument("--traces", type=int, default=100_000)
     parser.add_argument("--calls", type=int, default=200, help="calls of the proxied run whose history grows")
     parser.add_argument("--keep", action="store_true", help="keep the data dir (printed) for a look afterwards")
+    parser.add_argument("--baseline", type=Path, help="another checkout (say, the main branch) served from the same "
+                                                      "data and measured in turn with this one: its figures and "
+                                                      "the ratio this / baseline are printed beside")
     args = parser.parse_args()
     try:
         run(args)
@@ -227,8 +249,12 @@ def run(args: argparse.Namespace) -> None:
     from tests.browser import CHROMIUM, chromium
     from tests.servers import run_server
 
-    with run_server(DATA_DIR) as server:
-        print("\nHTML served (median of 5)                       time    size    target")
+    with ExitStack() as stack:
+        server = stack.enter_context(run_server(DATA_DIR))
+        servers = [server] + ([stack.enter_context(run_server(DATA_DIR, root=args.baseline))] if args.baseline else [])
+        if args.baseline:
+            print(f"baseline: {args.baseline} (same data, measured in turn with this checkout)")
+        print("\nHTML served (median of 5)                       time   target < 1000 ms   size")
         for label, path in (("trace page, 5,000 events, 50 turns", "/traces/bench-turns"),
                             ("trace page, 5,000 events, 1 turn", "/traces/bench-one-turn"),
                             ("step panel fragment", "/traces/bench-turns?step=4&partial=panel"),
@@ -236,8 +262,9 @@ def run(args: argparse.Namespace) -> None:
                             ("conversation, 5,000 events, 1 turn", "/traces/bench-one-turn?view=conversation"),
                             (f"conversation, {args.calls}-call proxied run", "/traces/bench-proxied?view=conversation"),
                             ("proxied run, last call's panel", f"/traces/bench-proxied?step={args.calls * 2}&partial=panel")):
-            seconds, size = served(server.url + path)
-            print(f"  {label:<44} {seconds * 1000:6.0f} ms {size / 1024:6.0f} KB  < 1000 ms {'ok' if seconds < 1 else 'SLOW'}")
+            results = served([s.url + path for s in servers])
+            sizes = " / ".join(f"{size / 1024:.0f} KB" for _, size in results)
+            print(f"  {label:<44} {side_by_side([t for t, _ in results], 1)}  {sizes}")
         if args.traces:
             print(f"\nList page with {Trace.objects.count():,} traces (median of 5)")
             import re
@@ -253,35 +280,30 @@ def run(args: argparse.Namespace) -> None:
                                 ("free text, no match", "/?q=no-such-words"),
                                 ("free text, one match", "/?q=list-0042"),
                                 ("free text, 2 characters (no index)", "/?q=zq")):
-                seconds, _ = served(server.url + path)
+                ((seconds, _),) = served([server.url + path])
                 target = "  < 50 ms " + ("ok" if seconds < 0.05 else "SLOW") if "index" not in label and "free" in label else ""
                 print(f"  {label:<44} {seconds * 1000:6.0f} ms{target}")
         if CHROMIUM.exists():
-            print("\nHeadless Chromium (median of 3)              interactive   click->panel   target")
-            from tests.browser import wait_ready
-
+            print("\nHeadless Chromium (median of 3)              interactive, target < 3000 ms / click->panel")
             with chromium() as driver:
                 for label, path in (("trace page, 5,000 events, 50 turns", "/traces/bench-turns"),
                                     ("trace page, 5,000 events, 1 turn", "/traces/bench-one-turn")):
-                    ready, click = interactive(driver, server.url + path)
-                    print(f"  {label:<44} {ready * 1000:6.0f} ms   {click * 1000:8.0f} ms   < 3000 ms "
-                          f"{'ok' if ready < 3 else 'SLOW'}")
-                print("\nConversation view (median of 3)             interactive   find->highlight   targets < 2000 / < 200 ms")
+                    results = interactive(driver, [s.url + path for s in servers])
+                    print(f"  {label:<44} {side_by_side([r for r, _ in results], 3)}   click->panel "
+                          + " / ".join(f"{c * 1000:.0f} ms" for _, c in results))
+                print("\nConversation view (median of 3)             interactive, target < 2000 ms / find->highlight < 200 ms")
                 for label, path, word in (("5,000 events, 50 turns", "/traces/bench-turns?view=conversation", "Turn 40:"),
                                           ("5,000 events, 1 turn", "/traces/bench-one-turn?view=conversation", "shipped"),
                                           (f"{args.calls}-call proxied run", "/traces/bench-proxied?view=conversation",
                                            f"Step {args.calls - 1}:")):
-                    readies, finds = [], []
+                    readies: list[list[float]] = [[] for _ in servers]
+                    finds: list[list[float]] = [[] for _ in servers]
                     for _ in range(3):
-                        driver.get("about:blank")
-                        driver.get(server.url + path)
-                        wait_ready(driver, timeout=60)
-                        mark = "return performance.getEntriesByName('whyops-ready')[0].startTime"
-                        readies.append(driver.execute_script(mark) / 1000)
-                        finds.append(search_to_highlight(driver, word))
-                    ready, find = statistics.median(readies), statistics.median(finds)
-                    print(f"  {label:<44} {ready * 1000:6.0f} ms   {find * 1000:10.0f} ms     "
-                          f"{'ok' if ready < 2 and 0 <= find < 0.2 else 'SLOW'}")
+                        for i, running in enumerate(servers):
+                            readies[i].append(_ready(driver, running.url + path))
+                            finds[i].append(search_to_highlight(driver, word))
+                    print(f"  {label:<44} {side_by_side([statistics.median(r) for r in readies], 2)}   find "
+                          + " / ".join(f"{statistics.median(f) * 1000:.0f} ms" for f in finds))
         else:
             print("\n(no /usr/bin/chromium: browser figures skipped)")
 
