@@ -12,6 +12,7 @@ carry no parent); else the turn. Events of one OpenTelemetry span chain each to 
 are siblings here, not a staircase.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -90,6 +91,53 @@ def _parents(nodes: list[dict[str, Any]], first_events: list[dict[str, Any]]) ->
     return parents
 
 
+@dataclass
+class _Figures:
+    """Per row (by number), what it adds up to: its own step's, or with ``add`` its whole subtree's."""
+
+    start: list[float | None]
+    end: list[float | None]
+    tokens: list[int]
+    cost: list[float | None]
+    errors: list[int]
+    steps: list[int]
+    size: list[int]  # rows in the subtree, itself included
+
+    @classmethod
+    def empty(cls, turns: int, nodes: int) -> "_Figures":
+        count = turns + nodes
+        return cls([None] * count, [None] * count, [0] * count, [None] * count, [0] * count,
+                   [0] * turns + [1] * nodes, [1] * count)
+
+    def copy(self) -> "_Figures":
+        return _Figures(*(list(values) for values in vars(self).values()))
+
+    def add(self, row: int, into: int) -> None:
+        if self.start[row] is not None:
+            self.start[into] = self.start[row] if self.start[into] is None else min(self.start[into], self.start[row])
+            self.end[into] = self.end[row] if self.end[into] is None else max(self.end[into], self.end[row])
+        self.tokens[into] += self.tokens[row]
+        self.errors[into] += self.errors[row]
+        self.steps[into] += self.steps[row]
+        self.size[into] += self.size[row]
+        if self.cost[row] is not None:
+            self.cost[into] = self.cost[row] + (self.cost[into] or 0)
+
+
+def _depth_first(roots: list[int], children: list[list[int]]) -> tuple[list[int], list[int]]:
+    """Display order and depth of each row (iteratively: an SDK's parent chain can be thousands deep)."""
+    order: list[int] = []
+    depth = [0] * len(children)
+    stack = list(reversed(roots))
+    while stack:
+        row = stack.pop()
+        order.append(row)
+        for child in reversed(children[row]):
+            depth[child] = depth[row] + 1
+            stack.append(child)
+    return order, depth
+
+
 def build_tree(events: list[dict[str, Any]], nodes: list[dict[str, Any]], turns: list[dict[str, Any]]) -> dict[str, Any]:
     """Rows in display order and the axis's length; see the module docstring.
 
@@ -104,79 +152,64 @@ def build_tree(events: list[dict[str, Any]], nodes: list[dict[str, Any]], turns:
     exchange_starts = _exchange_starts(events)
     parents = _parents(nodes, [found[0] for found in node_events])
 
-    # The tree: turn rows first, then each node under its parent (a node or its turn).
-    rows: list[dict[str, Any]] = []
-    children: list[list[int]] = []
-    turn_row: dict[int, int] = {}
-    for turn in turns:
-        turn_row[turn["index"]] = len(rows)
-        rows.append({"id": f"turn-{turn['index']}", "node": turn["first"], "kind": TURN, "label": turn["label"],
-                     "number": turn["number"], "start": None, "end_ms": None, "known": False, "tokens": 0,
-                     "cost": None, "errors": 0})
-        children.append([])
-    roots = list(turn_row.values())
-    row_of_node: list[int] = []
+    # Rows by number: the turns first, then the nodes.
+    first_node = len(turns)
+    own = _Figures.empty(first_node, len(nodes))
+    known = [False] * (first_node + len(nodes))
+    children: list[list[int]] = [[] for _ in known]
+    parent_of = [-1] * len(known)
+    turn_row = {turn["index"]: row for row, turn in enumerate(turns)}
+    roots = list(range(first_node))
     for i, node in enumerate(nodes):
-        start, end, known = _timing(node, node_events[i], exchange_starts)
-        costs = [event["costUsd"] for event in node_events[i] if event.get("costUsd") is not None]
-        row_of_node.append(len(rows))
-        rows.append({"id": node["id"], "node": node["id"], "kind": node["kind"], "start": start, "end_ms": end,
-                     "known": known, "tokens": sum(_tokens(event) for event in node_events[i]),
-                     "cost": sum(costs) if costs else None, "errors": int(node["kind"] == "error")})
-        children.append([])
-        parent = row_of_node[parents[i]] if parents[i] is not None else turn_row.get(node["turn"])
-        (children[parent] if parent is not None else roots).append(row_of_node[-1])
-
-    # Display order, depth first (iteratively: an SDK's parent chain can be thousands deep).
-    order: list[int] = []
-    depth = [0] * len(rows)
-    # A turn whose steps all nest elsewhere (their OpenTelemetry parents are in an earlier turn) is left out.
-    stack = [root for root in reversed(roots) if children[root] or rows[root]["kind"] != TURN]
-    while stack:
-        row = stack.pop()
-        order.append(row)
-        for child in reversed(children[row]):
-            depth[child] = depth[row] + 1
-            stack.append(child)
-
-    # Subtree totals, children before parents.
-    totals = [{"start": r["start"], "end": r["end_ms"], "tokens": r["tokens"], "cost": r["cost"],
-               "errors": r["errors"], "steps": int(r["kind"] != TURN), "rows": 1} for r in rows]
-    parent_of = {child: row for row, kids in enumerate(children) for child in kids}
-    for row in reversed(order):
-        parent = parent_of.get(row)
+        row = first_node + i
+        own.start[row], own.end[row], known[row] = _timing(node, node_events[i], exchange_starts)
+        for event in node_events[i]:
+            own.tokens[row] += _tokens(event)
+            if event.get("costUsd") is not None:
+                own.cost[row] = (own.cost[row] or 0) + event["costUsd"]
+        own.errors[row] = int(node["kind"] == "error")
+        parent = first_node + parents[i] if parents[i] is not None else turn_row.get(node["turn"])
         if parent is None:
-            continue
-        mine, theirs = totals[row], totals[parent]
-        if mine["start"] is not None:
-            theirs["start"] = mine["start"] if theirs["start"] is None else min(theirs["start"], mine["start"])
-            theirs["end"] = mine["end"] if theirs["end"] is None else max(theirs["end"], mine["end"])
-        theirs["tokens"] += mine["tokens"]
-        theirs["errors"] += mine["errors"]
-        theirs["steps"] += mine["steps"]
-        theirs["rows"] += mine["rows"]
-        if mine["cost"] is not None:
-            theirs["cost"] = mine["cost"] + (theirs["cost"] or 0)
+            roots.append(row)
+        else:
+            children[parent].append(row)
+            parent_of[row] = parent
 
-    starts = [t["start"] for t in totals if t["start"] is not None]
-    origin = min(starts, default=0.0)
+    # A turn whose steps all nest elsewhere (their OpenTelemetry parents are in an earlier turn) is left out.
+    order, depth = _depth_first([root for root in roots if children[root] or root >= first_node], children)
+    whole = own.copy()
+    for row in reversed(order):  # children before parents
+        if parent_of[row] >= 0:
+            whole.add(row, parent_of[row])
+
+    origin = min((whole.start[row] for row in order if whole.start[row] is not None), default=0.0)
+
+    def at(value: float | None) -> float | None:
+        return round(value - origin, 1) if value is not None else None
+
     out: list[dict[str, Any]] = []
-    for n, row in enumerate(order):
-        source, total = rows[row], totals[row]
-        # What a row lacks is its default (node: its id; tokens, errors: 0; cost: None; known: False):
+    for position, row in enumerate(order):
+        # What a row lacks is its default (node: its id; known: False; tokens, errors: 0; cost: None):
         # 5,000 rows are a tenth of the page otherwise.
-        item = {key: value for key, value in source.items()
-                if value and key not in ("start", "end_ms") and not (key == "node" and value == source["id"])}
-        item["depth"] = depth[row]
-        item["start"] = round(source["start"] - origin, 1) if source["start"] is not None else None
-        item["dur"] = round(source["end_ms"] - source["start"], 1) if source["start"] is not None else 0
-        item["end"] = n + total["rows"]  # a subtree is contiguous in depth-first order
+        if row < first_node:
+            turn = turns[row]
+            item = {"id": f"turn-{turn['index']}", "node": turn["first"], "kind": TURN, "label": turn["label"],
+                    "number": turn["number"]}
+        else:
+            node = nodes[row - first_node]
+            item = {"id": node["id"], "kind": node["kind"], "known": known[row], "tokens": own.tokens[row],
+                    "cost": own.cost[row], "errors": own.errors[row]}
+            item = {key: value for key, value in item.items() if value or key in ("id", "kind")}
+        timed = own.start[row] is not None
+        item.update(depth=depth[row], start=at(own.start[row]), dur=round(own.end[row] - own.start[row], 1) if timed else 0,
+                    end=position + whole.size[row])  # a subtree is contiguous in depth-first order
         if children[row]:
-            item["total"] = {"start": round(total["start"] - origin, 1) if total["start"] is not None else None,
-                             "dur": round(total["end"] - total["start"], 1) if total["start"] is not None else 0,
-                             "tokens": total["tokens"], "cost": total["cost"], "errors": total["errors"],
-                             "steps": total["steps"]}
+            timed = whole.start[row] is not None
+            item["total"] = {"start": at(whole.start[row]),
+                             "dur": round(whole.end[row] - whole.start[row], 1) if timed else 0,
+                             "tokens": whole.tokens[row], "cost": whole.cost[row], "errors": whole.errors[row],
+                             "steps": whole.steps[row]}
         out.append(item)
-    ends = [t["end"] for t in totals if t["end"] is not None]
+    ends = [whole.end[row] for row in order if whole.end[row] is not None]
     # origin: the axis's 0 in epoch ms, where a page places a call still running (live).
     return {"rows": out, "totalMs": round(max(ends) - origin, 1) if ends else 0, "origin": round(origin, 1)}
