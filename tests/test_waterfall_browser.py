@@ -15,6 +15,7 @@ from whyops import WhyOps
 
 from .browser import chromium, needs_chromium, wait_ready
 from .proxy_fixtures import read_trace
+from .test_trace_reading_browser import _long_run
 
 pytestmark = needs_chromium
 
@@ -128,6 +129,24 @@ def test_clicking_a_tree_row_selects_the_step_in_the_graph_and_the_other_way_rou
     wait_ready(browser)
     wait_for(browser, lambda d: "selected" in row(d, "6").get_attribute("class"))
     assert "selected" in browser.find_element("id", "step-6").get_attribute("class")
+
+
+def test_every_row_of_a_5000_step_run_is_reachable_and_only_those_in_view_are_drawn(server, browser):
+    trace_id = f"long-{uuid.uuid4().hex[:8]}"
+    _long_run(server, trace_id, 5000, 4000)
+    browser.get(f"{server.url}/traces/{trace_id}?step=4000")
+    wait_ready(browser, 30)
+    # The selected step's row is drawn, selected and scrolled into the tree's view.
+    wait_for(browser, lambda d: row(d, "4000") is not None and "selected" in row(d, "4000").get_attribute("class"))
+    assert browser.execute_script("""const box = document.querySelector('#tree .wf-scroll').getBoundingClientRect();
+        const r = document.getElementById('wf-4000').getBoundingClientRect();
+        return r.top >= box.top && r.bottom <= box.bottom""")
+    drawn = len(browser.find_elements("css selector", "#tree .wf-spacer .wf-row"))
+    assert drawn < 100  # of 5,001 rows (the turn and its steps)
+    browser.execute_script("const s = document.querySelector('#tree .wf-scroll'); s.scrollTop = s.scrollHeight;")
+    wait_for(browser, lambda d: row(d, "5000") is not None)
+    row(browser, "5000").click()
+    wait_for(browser, lambda d: "failure 4999" in d.find_element("id", "step-panel").text)
 
 
 def test_proxied_tool_spans_nest_under_their_call_and_a_failed_call_is_a_row(proxied, fake, browser):
