@@ -159,14 +159,21 @@ def build_many_traces(count: int) -> float:
     return time.perf_counter() - started
 
 
+def _in_turn(count: int, run: int) -> list[int]:
+    """Which goes first alternates from run to run, so neither checkout always follows the other."""
+    order = list(range(count))
+    return order if run % 2 == 0 else order[::-1]
+
+
 def served(urls: list[str], runs: int = 5) -> list[tuple[float, int]]:
     """Median time and size of each URL's page, the URLs fetched in turn (side by side on a noisy machine)."""
     import httpx
 
     times: list[list[float]] = [[] for _ in urls]
     sizes = [0] * len(urls)
-    for _ in range(runs):
-        for i, url in enumerate(urls):
+    for run in range(runs):
+        for i in _in_turn(len(urls), run):
+            url = urls[i]
             started = time.perf_counter()
             response = httpx.get(url, timeout=60)
             times[i].append(time.perf_counter() - started)
@@ -188,8 +195,9 @@ def interactive(driver, urls: list[str], runs: int = 3) -> list[tuple[float, flo
     """Per URL, in turn: median time to the page's ready mark, and to a step panel loaded after a click (seconds)."""
     ready: list[list[float]] = [[] for _ in urls]
     click: list[list[float]] = [[] for _ in urls]
-    for _ in range(runs):
-        for i, url in enumerate(urls):
+    for run in range(runs):
+        for i in _in_turn(len(urls), run):
+            url = urls[i]
             ready[i].append(_ready(driver, url))
             click[i].append(driver.execute_async_script("""
                 const done = arguments[arguments.length - 1];
@@ -298,9 +306,9 @@ def run(args: argparse.Namespace) -> None:
                                            f"Step {args.calls - 1}:")):
                     readies: list[list[float]] = [[] for _ in servers]
                     finds: list[list[float]] = [[] for _ in servers]
-                    for _ in range(3):
-                        for i, running in enumerate(servers):
-                            readies[i].append(_ready(driver, running.url + path))
+                    for run in range(3):
+                        for i in _in_turn(len(servers), run):
+                            readies[i].append(_ready(driver, servers[i].url + path))
                             finds[i].append(search_to_highlight(driver, word))
                     print(f"  {label:<44} {side_by_side([statistics.median(r) for r in readies], 2)}   find "
                           + " / ".join(f"{statistics.median(f) * 1000:.0f} ms" for f in finds))
