@@ -1,4 +1,5 @@
-"""Upstream errors pass through unchanged; unreachable or slow upstreams give provider-shaped errors."""
+"""Upstream errors pass through unchanged; unreachable, slow, garbled or abandoned calls give provider-shaped
+errors and leave an error event on their trace."""
 
 import os
 import signal
@@ -18,9 +19,10 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 @pytest.fixture(scope="module")
 def broken(fake_upstream, tmp_path_factory):
-    """A server whose OpenAI upstream refuses connections and whose Anthropic upstream is given 0.5 s."""
+    """A server whose OpenAI upstream refuses connections and whose Anthropic upstream is given 0.5 s to
+    answer (a stream 30 s for each chunk after its first)."""
     env = {"WHYOPS_OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1", "WHYOPS_ANTHROPIC_BASE_URL": fake_upstream.url,
-           "WHYOPS_PROXY_TIMEOUT": "0.5", "WHYOPS_PROXY_STREAM_TIMEOUT": "0.5"}
+           "WHYOPS_PROXY_TIMEOUT": "0.5", "WHYOPS_PROXY_STREAM_TIMEOUT": "30"}
     with run_server(tmp_path_factory.mktemp("whyops-broken"), env=env) as running:
         yield running
 
@@ -70,6 +72,41 @@ def test_a_slow_upstream_gives_an_anthropic_shaped_504(broken, fake, trace_id, s
     assert raised.value.status_code == 504
     assert raised.value.body["type"] == "error" and raised.value.body["error"]["type"] == "timeout"
     assert kinds(read_trace(broken, trace_id, 2)) == ["user_message", "error"]
+
+
+def test_a_stream_waits_for_its_first_byte_no_longer_than_the_proxy_timeout(broken, fake, trace_id):
+    """WHYOPS_PROXY_STREAM_TIMEOUT is for each read of a stream under way, not for its first byte."""
+    started = time.monotonic()
+    answer = httpx.post(f"{broken.proxy}/v1/messages", headers={"X-Trace-ID": trace_id, "anthropic-version": "2023-06-01"},
+                        json={"model": "claude-slow-3", "max_tokens": 10, "messages": MESSAGES, "stream": True},
+                        timeout=10)
+    assert answer.status_code == 504
+    assert time.monotonic() - started < 2.5
+    assert answer.json()["error"]["type"] == "timeout"
+    assert "0.5 s" in read_trace(broken, trace_id, 2)["events"][1]["content"]["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_gives_up_before_upstream_answers_leaves_its_call_and_an_error(proxied, fake, trace_id, stream):
+    body = {"model": "gpt-4o-mini-slow-1.5", "messages": MESSAGES, "stream": stream}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{proxied.proxy}/v1/chat/completions", json=body, headers={"X-Trace-ID": trace_id}, timeout=0.3)
+    trace = read_trace(proxied, trace_id, 2)
+    assert kinds(trace) == ["user_message", "error"]
+    assert trace["events"][0]["content"]["messages"] == MESSAGES
+    assert "client disconnected" in trace["events"][1]["content"]["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_garbage_200_reaches_the_client_as_is_and_records_an_error(proxied, fake, trace_id, stream):
+    body = {"model": "gpt-4o-mini-garbage", "messages": MESSAGES, "stream": stream}
+    answer = httpx.post(f"{proxied.proxy}/v1/chat/completions", json=body, headers={"X-Trace-ID": trace_id})
+    assert answer.status_code == 200
+    assert answer.content == b"<html>\n<body>Bad gateway</body>\n</html>\n" == fake.sent[-1]
+    trace = read_trace(proxied, trace_id, 2)
+    assert kinds(trace) == ["user_message", "error"]
+    assert trace["errorCount"] == 1
+    assert "not" in trace["events"][1]["content"]["message"]
 
 
 def test_malformed_json_is_refused_without_calling_upstream(proxied, fake):
