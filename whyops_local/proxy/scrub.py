@@ -5,7 +5,6 @@ never sent them, so an upstream that echoes its request (headers or body) or nam
 error would otherwise hand them to the client and to the database.
 """
 
-import re
 from collections.abc import AsyncIterator, Iterable
 from urllib.parse import unquote, urlsplit
 
@@ -31,19 +30,26 @@ class Scrubber:
     def __init__(self, secrets: Iterable[str]) -> None:
         # Longest first, so a secret holding another is replaced whole.
         self.secrets = sorted({s.encode() for s in secrets if len(s) >= SHORTEST}, key=len, reverse=True)
-        self._pattern = re.compile(b"|".join(map(re.escape, self.secrets))) if self.secrets else None
+        self._letters = frozenset(b"".join(self.secrets))
 
     def __bool__(self) -> bool:
-        return self._pattern is not None
+        return bool(self.secrets)
 
     def bytes(self, data: bytes) -> bytes:
-        return self._pattern.sub(REDACTED, data) if self._pattern is not None else data
+        # bytes.replace per secret: a fifth of the time of one regular expression of them all (measured on a
+        # 7 KB chunk, 3 secrets: 38 against 208 us).
+        for secret in self.secrets:
+            if secret in data:
+                data = data.replace(secret, REDACTED)
+        return data
 
     def text(self, text: str) -> str:
         return self.bytes(text.encode("utf-8", "surrogatepass")).decode("utf-8", "surrogatepass") if self else text
 
     def held_back(self, data: bytes) -> int:
         """How many bytes at the end of ``data`` could be the start of a secret the next chunk completes."""
+        if not data or data[-1] not in self._letters:  # an event stream's chunk ends with a newline
+            return 0
         longest = 0
         for secret in self.secrets:
             start = max(0, len(data) - len(secret) + 1)
