@@ -128,11 +128,19 @@ def test_a_deleted_database_answers_503_and_is_written_again_once_put_back(runni
     assert_refused(ingest(running, "while-deleted"), 503, "was deleted")
     proxied_call(running, "answered-while-deleted")
     time.sleep(0.5)
-    assert not database.exists()  # nothing made an empty database in its place
+    assert not database.exists()  # the writer made no empty database in its place
     shutil.copy(tmp_path / "backup.sqlite3", database)
     assert ingest(running, "after").status_code == 201
     read_trace(running, "answered-while-deleted", 2, timeout=15)
     assert stored_traces(database) == {"before", "after", "answered-while-deleted"}
+
+
+def test_an_empty_database_left_in_place_of_a_deleted_one_answers_503(running):
+    """Anything opening the path of a deleted SQLite file (a page being read) makes an empty one there."""
+    database = running.sqlite_path
+    database.unlink()
+    sqlite3.connect(database).close()
+    assert_refused(ingest(running, "into-nothing"), 503, "no whyops-local tables")
 
 
 def test_a_replaced_database_file_is_the_one_written_to(running, tmp_path):

@@ -29,9 +29,12 @@ class Unstored(RuntimeError):
 # PostgreSQL's SQLSTATEs that are the database's fault, with what the client is told.
 _FULL = 507, "The disk holding the database is full: free some space (or prune old traces), then retry"
 _READ_ONLY = 503, "The database cannot be written (read-only file, folder or file system): make it writable, then retry"
+# A database without our tables: an empty file made at the path of a deleted one (SQLite makes one when
+# anything opens the path), or another database put there.
+_NOT_OURS = 503, "The database holds no whyops-local tables: put the database back, or restart the server to set this one up"
 _SQLITE = {"SQLITE_FULL": _FULL, "SQLITE_READONLY": _READ_ONLY, "SQLITE_CANTOPEN": _READ_ONLY,
-           "SQLITE_IOERR": (503, "The database could not be written (I/O error)")}
-_POSTGRES = {"53100": _FULL, "25006": _READ_ONLY}
+           "SQLITE_IOERR": (503, "The database could not be written (I/O error)"), "no such table": _NOT_OURS}
+_POSTGRES = {"53100": _FULL, "25006": _READ_ONLY, "42P01": _NOT_OURS}
 
 
 def fault_of(exc: BaseException) -> Unstored | None:
@@ -39,12 +42,19 @@ def fault_of(exc: BaseException) -> Unstored | None:
     if isinstance(exc, Unstored):
         return exc
     cause = exc.__cause__ or exc  # Django re-raises the driver's error as its own, from the driver's
-    name = getattr(cause, "sqlite_errorname", None)
-    known = _SQLITE.get("_".join(name.split("_")[:2])) if name else _POSTGRES.get(_sqlstate(cause))
+    kind = _sqlite_kind(cause)
+    known = _SQLITE.get(kind) if kind else _POSTGRES.get(_sqlstate(cause))
     if known is None:
         return None
     status, message = known
     return Unstored(f"{message} ({cause})", status)
+
+
+def _sqlite_kind(exc: BaseException) -> str | None:
+    name = getattr(exc, "sqlite_errorname", None)
+    if name == "SQLITE_ERROR" and str(exc).startswith("no such table"):
+        return "no such table"
+    return "_".join(name.split("_")[:2]) if name else None  # SQLITE_READONLY_DBMOVED: SQLITE_READONLY
 
 
 def _sqlstate(exc: BaseException) -> str | None:
