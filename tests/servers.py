@@ -45,12 +45,14 @@ class RunningServer:
 
 
 @contextmanager
-def run_server(data_dir: Path, env: dict[str, str] | None = None, port: int | None = None, root: Path = ROOT):
-    """``root``: the checkout to run (a benchmark may compare another one)."""
+def run_server(data_dir: Path, env: dict[str, str] | None = None, port: int | None = None, root: Path = ROOT,
+               wrapper: tuple[str, ...] = ()):
+    """``root``: the checkout to run (a benchmark may compare another one); ``wrapper``: a command the
+    server is run under (``setpriv ... --``)."""
     port = port or free_port()
     log = (data_dir / f"server-{port}.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+        [*wrapper, sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
         cwd=root,
         # The app's own settings: pytest-django exports tests.settings, which would pick another data dir.
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "whyops_local.settings", "WHYOPS_DATA_DIR": str(data_dir),
@@ -69,6 +71,14 @@ def run_server(data_dir: Path, env: dict[str, str] | None = None, port: int | No
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+def writer_pids(server: RunningServer) -> list[int]:
+    """The server's writer process (storage/writer.py), among its children."""
+    pids = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+    return [int(pid) for pid in pids
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            and b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
 class CliServer:

@@ -103,3 +103,65 @@ def test_upstream_sees_the_clients_headers_without_any_of_the_proxys_own(proxied
                        headers={"Content-Type": "application/json"})
     assert connection.getresponse().status == 200
     assert "user-agent" not in fake.requests[-1].headers
+
+
+def test_two_upstream_cookies_stay_two_headers(proxied, fake):
+    answer = httpx.post(f"{proxied.proxy}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": MESSAGES})
+    cookies = answer.headers.get_list("set-cookie")
+    assert len(cookies) == 2
+    assert cookies[0].startswith("__cf_bm=fake-") and cookies[0].endswith("; path=/")
+    assert cookies[1].startswith("_cfuvid=fake-") and cookies[1].endswith("; path=/; HttpOnly")
+
+
+SERVER_KEY = "sk-server-SECRET-0123456789abcdef"
+PASSWORD = "an7hropic-SECRET-pass"
+
+
+@pytest.fixture(scope="module")
+def secretive(fake_upstream, tmp_path_factory):
+    """A server with its own OpenAI key, whose Anthropic base URL carries credentials and refuses connections."""
+    from .servers import free_port
+
+    env = {"WHYOPS_OPENAI_BASE_URL": fake_upstream.url + "/v1", "OPENAI_API_KEY": SERVER_KEY,
+           "WHYOPS_ANTHROPIC_BASE_URL": f"http://admin:{PASSWORD}@127.0.0.1:{free_port()}"}
+    with run_server(tmp_path_factory.mktemp("whyops-keyed"), env=env) as running:
+        yield running
+
+
+def stored_exchange(server, trace: dict) -> tuple[dict, bytes]:
+    exchange = trace["events"][0]["exchangeId"]
+    return (httpx.get(f"{server.api}/exchanges/{exchange}").json(),
+            httpx.get(f"{server.api}/exchanges/{exchange}/response").content)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_upstream_echoing_the_server_key_hands_it_to_neither_the_client_nor_the_database(
+        secretive, fake, trace_id, stream):
+    """The streamed echo splits the key across two writes upstream: it is scrubbed all the same."""
+    body = {"model": "gpt-4o-mini-echo", "messages": MESSAGES, "stream": stream}
+    answer = httpx.post(f"{secretive.proxy}/v1/chat/completions", json=body, headers={"X-Trace-ID": trace_id})
+    assert fake.requests[-1].headers["authorization"] == f"Bearer {SERVER_KEY}"  # it did go upstream
+    assert SERVER_KEY.encode() in fake.sent[-1]
+    assert answer.status_code == 200
+    assert b"SECRET" not in answer.content and "SECRET" not in str(answer.headers)
+    assert b"Bearer [redacted]" in answer.content
+    if not stream:
+        assert answer.headers["x-echo-authorization"] == "Bearer [redacted]"
+    trace = read_trace(secretive, trace_id, 2)
+    assert [e["eventType"] for e in trace["events"]] == ["user_message", "llm_response"]
+    assert "SECRET" not in str(trace)
+    exchange, response = stored_exchange(secretive, trace)
+    assert response == answer.content
+    assert "SECRET" not in str(exchange)
+
+
+def test_credentials_in_an_upstream_url_are_kept_out_of_its_error_message(secretive, trace_id):
+    answer = httpx.post(f"{secretive.proxy}/v1/messages", headers={"X-Trace-ID": trace_id},
+                        json={"model": "claude-sonnet-4-6", "max_tokens": 10, "messages": MESSAGES})
+    assert answer.status_code == 502
+    message = answer.json()["error"]["message"]
+    assert "Could not reach the upstream http://[redacted]@127.0.0.1:" in message
+    assert "SECRET" not in answer.text
+    trace = read_trace(secretive, trace_id, 2)
+    assert "SECRET" not in str(trace) and "[redacted]" in trace["events"][1]["content"]["message"]
+    assert "SECRET" not in str(stored_exchange(secretive, trace))

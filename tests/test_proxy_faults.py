@@ -1,9 +1,9 @@
-"""Upstream errors pass through unchanged; unreachable or slow upstreams give provider-shaped errors."""
+"""Upstream errors pass through unchanged; unreachable, slow, garbled or abandoned calls give provider-shaped
+errors and leave an error event on their trace."""
 
 import os
 import signal
 import time
-from pathlib import Path
 
 import anthropic
 import httpx
@@ -11,16 +11,17 @@ import openai
 import pytest
 
 from .proxy_fixtures import kinds, read_trace, unproxied
-from .servers import free_port, run_server
+from .servers import free_port, run_server, writer_pids
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture(scope="module")
 def broken(fake_upstream, tmp_path_factory):
-    """A server whose OpenAI upstream refuses connections and whose Anthropic upstream is given 0.5 s."""
+    """A server whose OpenAI upstream refuses connections and whose Anthropic upstream is given 0.5 s to
+    answer (a stream 30 s for each chunk after its first)."""
     env = {"WHYOPS_OPENAI_BASE_URL": f"http://127.0.0.1:{free_port()}/v1", "WHYOPS_ANTHROPIC_BASE_URL": fake_upstream.url,
-           "WHYOPS_PROXY_TIMEOUT": "0.5", "WHYOPS_PROXY_STREAM_TIMEOUT": "0.5"}
+           "WHYOPS_PROXY_TIMEOUT": "0.5", "WHYOPS_PROXY_STREAM_TIMEOUT": "30"}
     with run_server(tmp_path_factory.mktemp("whyops-broken"), env=env) as running:
         yield running
 
@@ -72,6 +73,41 @@ def test_a_slow_upstream_gives_an_anthropic_shaped_504(broken, fake, trace_id, s
     assert kinds(read_trace(broken, trace_id, 2)) == ["user_message", "error"]
 
 
+def test_a_stream_waits_for_its_first_byte_no_longer_than_the_proxy_timeout(broken, fake, trace_id):
+    """WHYOPS_PROXY_STREAM_TIMEOUT is for each read of a stream under way, not for its first byte."""
+    started = time.monotonic()
+    answer = httpx.post(f"{broken.proxy}/v1/messages", headers={"X-Trace-ID": trace_id, "anthropic-version": "2023-06-01"},
+                        json={"model": "claude-slow-3", "max_tokens": 10, "messages": MESSAGES, "stream": True},
+                        timeout=10)
+    assert answer.status_code == 504
+    assert time.monotonic() - started < 2.5
+    assert answer.json()["error"]["type"] == "timeout"
+    assert "0.5 s" in read_trace(broken, trace_id, 2)["events"][1]["content"]["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_gives_up_before_upstream_answers_leaves_its_call_and_an_error(proxied, fake, trace_id, stream):
+    body = {"model": "gpt-4o-mini-slow-1.5", "messages": MESSAGES, "stream": stream}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{proxied.proxy}/v1/chat/completions", json=body, headers={"X-Trace-ID": trace_id}, timeout=0.3)
+    trace = read_trace(proxied, trace_id, 2)
+    assert kinds(trace) == ["user_message", "error"]
+    assert trace["events"][0]["content"]["messages"] == MESSAGES
+    assert "client disconnected" in trace["events"][1]["content"]["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_garbage_200_reaches_the_client_as_is_and_records_an_error(proxied, fake, trace_id, stream):
+    body = {"model": "gpt-4o-mini-garbage", "messages": MESSAGES, "stream": stream}
+    answer = httpx.post(f"{proxied.proxy}/v1/chat/completions", json=body, headers={"X-Trace-ID": trace_id})
+    assert answer.status_code == 200
+    assert answer.content == b"<html>\n<body>Bad gateway</body>\n</html>\n" == fake.sent[-1]
+    trace = read_trace(proxied, trace_id, 2)
+    assert kinds(trace) == ["user_message", "error"]
+    assert trace["errorCount"] == 1
+    assert "not" in trace["events"][1]["content"]["message"]
+
+
 def test_malformed_json_is_refused_without_calling_upstream(proxied, fake):
     before = len(fake.requests)
     answer = httpx.post(f"{proxied.proxy}/v1/chat/completions", content=b'{"model": "gpt-4o", "messages": [',
@@ -112,24 +148,17 @@ def test_a_trace_id_too_long_to_store_is_refused_before_calling_upstream(proxied
     assert len(fake.requests) == before
 
 
-def _writer_pids(server) -> list[int]:
-    pids = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
-    return [int(pid) for pid in pids
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-            and b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
-
-
 def test_a_dead_recording_process_is_replaced(fake_upstream, fake, tmp_path, trace_id):
     with run_server(tmp_path, env={"WHYOPS_OPENAI_BASE_URL": fake_upstream.url + "/v1"}) as server:
         api = openai.OpenAI(base_url=f"{server.proxy}/v1", api_key="sk-x", default_headers={"X-Trace-ID": trace_id})
         api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         read_trace(server, trace_id, 2)
-        [writer] = _writer_pids(server)
+        [writer] = writer_pids(server)
         os.kill(writer, signal.SIGKILL)
         time.sleep(0.5)  # the pool notices its worker is gone
         api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         assert len(read_trace(server, trace_id, 4, timeout=15)["events"]) == 4
-        assert _writer_pids(server) != [writer]
+        assert writer_pids(server) != [writer]
 
 
 def test_calls_answered_while_the_writer_hangs_are_stored_once_after_it_is_killed(fake_upstream, fake, tmp_path):
@@ -137,7 +166,7 @@ def test_calls_answered_while_the_writer_hangs_are_stored_once_after_it_is_kille
     with run_server(tmp_path, env={"WHYOPS_OPENAI_BASE_URL": fake_upstream.url + "/v1"}) as server:
         httpx.post(f"{server.api}/events/ingest",  # the writer is up and has stored something
                    json={"eventType": "user_message", "traceId": "warm-up", "agentName": "a"}).raise_for_status()
-        [writer] = _writer_pids(server)
+        [writer] = writer_pids(server)
         os.kill(writer, signal.SIGSTOP)
         traces = [f"held-{n}" for n in range(20)]
         for trace in traces:
@@ -149,4 +178,4 @@ def test_calls_answered_while_the_writer_hangs_are_stored_once_after_it_is_kille
         for trace in traces:
             recorded = read_trace(server, trace, 2, timeout=20)
             assert [e["eventType"] for e in recorded["events"]] == ["user_message", "llm_response"]
-        assert _writer_pids(server) != [writer]
+        assert writer_pids(server) != [writer]

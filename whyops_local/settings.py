@@ -25,6 +25,8 @@ WHYOPS_API_KEY = os.environ.get("WHYOPS_API_KEY") or None
 # Largest request body accepted by the ingest API; larger ones get 413.
 WHYOPS_MAX_BODY_BYTES = int(os.environ.get("WHYOPS_MAX_BODY_BYTES", 32 * 1024 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = WHYOPS_MAX_BODY_BYTES
+# Seconds a request's body may take to arrive after its headers; a slower one gets 408 (http/daphne_requests.py).
+WHYOPS_BODY_TIMEOUT = float(os.environ.get("WHYOPS_BODY_TIMEOUT") or 30)
 # Database writes go to one writer process (storage/writer.py); tests write on their own thread instead.
 WHYOPS_DEDICATED_WRITER = True
 # Flags (domain/flags.py) found as events are stored; "0" turns them off (for measuring their cost).
@@ -32,9 +34,10 @@ WHYOPS_FLAGS = os.environ.get("WHYOPS_FLAGS", "1") != "0"
 # A JSON file of per-million-token prices that win over the bundled ones (README "Prices").
 WHYOPS_PRICES_FILE = os.environ.get("WHYOPS_PRICES_FILE") or None
 
-# The proxy (README "the logging proxy"): upstreams, seconds to wait for them (whole non-streamed
-# calls; each read of a stream), the server's own provider keys (unset: the client's goes upstream),
-# and how many conversations are remembered to match header-less calls to their trace.
+# The proxy (README "the logging proxy"): upstreams, seconds to wait for them (a first byte, a stream's
+# first chunk included, and a whole non-streamed body; each later read of a stream), the server's own
+# provider keys (unset: the client's goes upstream; set: scrubbed from all that is relayed back or
+# stored), and how many conversations are remembered to match header-less calls to their trace.
 WHYOPS_OPENAI_BASE_URL = (os.environ.get("WHYOPS_OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
 WHYOPS_ANTHROPIC_BASE_URL = (os.environ.get("WHYOPS_ANTHROPIC_BASE_URL") or "https://api.anthropic.com").rstrip("/")
 WHYOPS_PROXY_TIMEOUT = float(os.environ.get("WHYOPS_PROXY_TIMEOUT") or 120)

@@ -3,7 +3,10 @@
 Behaviour is picked by the request's model name, so real SDK clients can drive it:
 ``error-<status>`` answers that status with the provider's error body, ``slow-<seconds>`` waits before
 answering, ``gated`` streams its first chunk(s) and then waits for ``FakeUpstream.gate``, ``cut`` drops the
-connection in the middle of a stream, ``tools`` answers with tool calls; an ``x-fake-status`` header
+connection in the middle of a stream, ``tools`` answers with tool calls, ``garbage`` answers 200 with
+an HTML page (as JSON, or as an event stream when asked to stream), ``echo`` answers with the request's
+headers (in its text, in an ``x-echo-authorization`` header, and streamed with the credential split across
+two writes), as a debugging gateway may; an ``x-fake-status`` header
 answers that status too. Every request is kept in ``requests`` and every answer's exact bytes in ``sent``.
 An ``X-Fake-Id: <n>`` header fixes the number in the answer's ids, so two requests can be answered with
 the same bytes.
@@ -147,6 +150,13 @@ class FakeUpstream:
         error = re.search(r"error-(\d+)", model)
         if status := int(error.group(1)) if error else int(handler.headers.get("x-fake-status") or 0):
             return self._error(handler, status, anthropic)
+        if "garbage" in model:
+            page = [b"<html>\n<body>Bad gateway</body>\n", b"</html>\n"]
+            if (body or {}).get("stream"):
+                return self._stream(handler, page, gated=False, cut=False)
+            return self._send(handler, 200, b"".join(page))  # as application/json
+        if "echo" in model:
+            return self._echo(handler, body or {})
         path = handler.path.split("?")[0]
         routes = {
             "/v1/chat/completions": self._chat, "/v1/responses": self._responses,
@@ -159,22 +169,40 @@ class FakeUpstream:
         answer = routes[path](body or {})
         if isinstance(answer, list):
             return self._stream(handler, answer, gated="gated" in model, cut="cut" in model)
-        # As OpenAI's edge does: a cookie for this client, which must not reach any other.
+        # As OpenAI's edge does: cookies for this client, which must not reach any other.
         self._send(handler, 200, json.dumps(answer).encode(),
-                   {"x-request-id": f"req_{self.next_id()}", "set-cookie": f"__cf_bm=fake-{self._calls}; path=/"})
+                   [("x-request-id", f"req_{self.next_id()}"), ("set-cookie", f"__cf_bm=fake-{self._calls}; path=/"),
+                    ("set-cookie", f"_cfuvid=fake-{self._calls}; path=/; HttpOnly")])
 
     def _send(self, handler: BaseHTTPRequestHandler, status: int, payload: bytes,
-              headers: dict[str, str] | None = None) -> None:
+              headers: list[tuple[str, str]] = ()) -> None:
         handler.send_response(status)
         handler.send_header("content-type", "application/json")
         handler.send_header("content-length", str(len(payload)))
-        for name, value in (headers or {}).items():
+        for name, value in headers:
             handler.send_header(name, value)
         handler.end_headers()
         self.sent.append(payload)
         handler.wfile.write(payload)
 
-    def _stream(self, handler: BaseHTTPRequestHandler, chunks: list[bytes], gated: bool, cut: bool) -> None:
+    def _echo(self, handler: BaseHTTPRequestHandler, body: dict) -> None:
+        seen = {name.lower(): value for name, value in handler.headers.items()}
+        credential = seen.get("authorization") or seen.get("x-api-key") or ""
+        n = self.next_id()
+        head = {"id": f"chatcmpl-{n}", "created": 1700000000, "model": _model(body)}
+        text = json.dumps(seen)
+        if not body.get("stream"):
+            answer = {**head, "object": "chat.completion", "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}
+            return self._send(handler, 200, json.dumps(answer).encode(), [("x-echo-authorization", credential)])
+        event = sse({**head, "object": "chat.completion.chunk", "choices": [
+            {"index": 0, "delta": {"role": "assistant", "content": text}, "finish_reason": "stop"}]})
+        at = event.find(credential.encode()) if credential else -1
+        middle = at + len(credential) // 2 if at >= 0 else len(event) // 2
+        self._stream(handler, [event[:middle], event[middle:], sse("[DONE]")], gated=False, cut=False, pause=0.05)
+
+    def _stream(self, handler: BaseHTTPRequestHandler, chunks: list[bytes], gated: bool, cut: bool,
+                pause: float = 0.0) -> None:
         handler.send_response(200)
         handler.send_header("content-type", "text/event-stream; charset=utf-8")
         handler.send_header("transfer-encoding", "chunked")
@@ -189,8 +217,8 @@ class FakeUpstream:
                     return
                 if index == self.gate_before and gated:
                     self.gate.wait(20)
-                elif index and self.chunk_delay:
-                    time.sleep(self.chunk_delay)
+                elif index and (self.chunk_delay or pause):
+                    time.sleep(self.chunk_delay or pause)
                 handler.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
                 handler.wfile.flush()
             handler.wfile.write(b"0\r\n\r\n")

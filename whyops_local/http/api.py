@@ -13,6 +13,7 @@ from ..live.messages import publish_soon
 from ..models import Agent, Event, Trace
 from ..pages.standalone import standalone_html
 from ..storage import exports, retention
+from ..storage.faults import Unstored
 from ..storage.rows import register_agent
 from ..storage.totals import as_api, no_events, totals, totals_by
 from ..storage.writer import write
@@ -29,6 +30,12 @@ api = NinjaAPI(
 )
 
 
+@api.exception_handler(Unstored)
+def unstored(request: HttpRequest, exc: Unstored) -> JsonResponse:
+    """A write the database could not take (a full disk: 507; read-only, gone, writer stopped: 503)."""
+    return error_response(exc.status, str(exc))
+
+
 def _schema_of(model) -> dict:
     return {"content": {"application/json": {"schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}}}
 
@@ -40,7 +47,10 @@ async def agent_init(request: HttpRequest) -> JsonResponse:
         payload = parse_agent_init(read_body(request))
     except Invalid as exc:
         return JsonResponse(exc.to_dict(), status=exc.status)
-    registration = await write(register_agent, payload.agentName, payload.metadata_dict())
+    try:
+        registration = await write(register_agent, payload.agentName, payload.metadata_dict())
+    except Unstored as exc:  # also served outside the ninja API, at /proxy/v1/agents/init
+        return unstored(request, exc)
     return JsonResponse(registration.to_dict(), status=201 if registration.created else 200)
 
 

@@ -16,6 +16,7 @@ from django.http.request import split_domain_port, validate_host
 from ..domain.schemas import Invalid
 from ..otlp import views as otlp
 from ..storage import writer
+from ..storage.faults import Unstored
 from .guards import api_key_error, too_large
 from .middleware import collapse_slashes
 
@@ -30,8 +31,8 @@ async def ingest(body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
         return 401, json.dumps({"error": error, "details": []}).encode()
     try:
         return await writer.ingest(body, headers.get("x-external-user-id") or None)
-    except writer.WriterStopped as exc:  # the client may retry: idempotency keys make that safe
-        return 503, json.dumps({"error": str(exc), "details": []}).encode()
+    except Unstored as exc:  # the client may retry: idempotency keys make that safe
+        return exc.status, json.dumps({"error": str(exc), "details": []}).encode()
 
 
 async def _read_body(receive) -> bytes:

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from ..domain.schemas import Invalid
 from ..http.guards import api_key_error, read_body
 from ..storage import writer
+from ..storage.faults import Unstored
 from .decode import encoding_of, error_body
 
 OTLP_PATH = "/v1/traces"
@@ -35,8 +36,8 @@ async def export(body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes, s
         return refusal(Invalid([detail], error="Unsupported Content-Type for OTLP/HTTP", status=415), headers)
     try:
         return await writer.export_otlp(body, encoding, headers.get("content-encoding", ""))
-    except writer.WriterStopped as exc:  # the exporter retries a 503; idempotency keys make that safe
-        return refusal(Invalid([], error=str(exc), status=503), headers)
+    except Unstored as exc:  # the exporter retries a 503; idempotency keys make that safe
+        return refusal(Invalid([], error=str(exc), status=exc.status), headers)
 
 
 @csrf_exempt

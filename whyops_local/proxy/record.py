@@ -18,6 +18,7 @@ from ..domain.schemas import EventIn, cut_to_depth
 from ..live import messages as live
 from ..models import Event, Exchange
 from ..storage import content, writer
+from ..storage.faults import fault_of
 from ..storage.rows import EventsJob, RowCache, record_jobs
 from ..storage.writer import Write
 from .conversations import History
@@ -126,7 +127,8 @@ def _tool_spans(call: Call) -> list[dict[str, Any]]:
 
 def record(call: Call, cache: RowCache | None = None, resent: bool = False) -> list[live.Message]:
     """Store the call with its raw exchange (in the writer, with its row cache) and return the live
-    messages announcing it. Nobody waits for this: a failure is logged here, where the call is known.
+    messages announcing it. Nobody waits for this: a failure is logged here, where the call is known,
+    but for a fault of the database (full, read-only, gone), on which the writer keeps the call to try again.
 
     ``resent``: a writer died before saying it had stored the call; it may have. The exchange's start
     (to the microsecond) and path say whether it did (a scan, but only after a writer died)."""
@@ -134,7 +136,9 @@ def record(call: Call, cache: RowCache | None = None, resent: bool = False) -> l
         return []
     try:
         return _store(call, cache)
-    except Exception:
+    except Exception as exc:
+        if fault_of(exc) is not None:
+            raise
         log.exception("could not record the proxied call %s %s (trace %s)", call.method, call.path, call.trace_id)
         return []
 

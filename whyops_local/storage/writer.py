@@ -32,11 +32,13 @@ from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
 
 from ..background import in_background
 from ..domain import jsontext
 from ..domain.schemas import Invalid, parse_events
 from ..live import messages as live
+from .faults import Unstored, fault_of
 
 if TYPE_CHECKING:  # imported where used: this module is also the spawned writer's entry, set up before models
     from .rows import EventsJob, RowCache, Saved
@@ -49,6 +51,9 @@ MAX_GROUP_BYTES = 512 * 1024
 # The writer says which unawaited writes it has done with any reply it sends, and at least this often:
 # the server holds each one until then, to hand it to the next writer should this one die.
 ACK_EVERY = 64
+# Writes nobody waits for that the database refused (full, read-only, its file gone) are kept and tried
+# again before the next write, and at least this often (seconds) while none comes.
+RETRY_EVERY = 1.0
 _CLOSED = object()
 
 
@@ -166,7 +171,7 @@ def perform(task: Write, cache: "RowCache | None" = None) -> Any:
 # The server's half -----------------------------------------------------------------------------------
 
 
-class WriterStopped(RuntimeError):
+class WriterStopped(Unstored):
     pass
 
 
@@ -390,8 +395,7 @@ def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
     settings.DATABASES = databases  # the server's, not whatever the settings module works out afresh here
     django.setup()
 
-    from django.db import connection
-
+    from .faults import database_file
     from .rows import RowCache
 
     live.listening = listening  # the server's count of listening pages, in shared memory
@@ -399,30 +403,53 @@ def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
     # A thread of its own keeps reading, so the server never blocks sending while a commit runs.
     threading.Thread(target=_receive, args=(conn, inbox), name="whyops-writer-inbox", daemon=True).start()
     cache = RowCache()  # kept between commits, while no other process writes (see RowCache)
+    database = database_file()
+    refused: deque[tuple[int, Write]] = deque()  # unawaited writes the database refused, to try again
     held = None
     done = acked = 0  # the unawaited writes done, and said to be done
     while True:
-        item, held = held or inbox.get(), None
+        try:
+            item, held = held or inbox.get(timeout=RETRY_EVERY if refused else None), None
+        except queue.Empty:
+            item = None
         if item is _CLOSED:  # the server is gone
             return
         # A failed connection (say, PostgreSQL restarted) is replaced before the next write.
         if connection.errors_occurred and not connection.is_usable():
             connection.close()
-        if isinstance(item[1], Grouped):
+        fault = database.fault() if database else None
+        if connection.connection is None:  # dropped after a fault: it may open another database file
+            cache.clear()
+        replies = _retried(refused, cache) if refused and fault is None else []
+        if item is not None and isinstance(item[1], Grouped):
             group, held = _queued_group(item, inbox)
-            replies = list(zip([i for i, _ in group], _group([t for _, t in group], cache), strict=True))
-        else:
-            replies = _performed(item, cache)
+            outcomes = [fault] * len(group) if fault else _group([t for _, t in group], cache)
+            replies += [(task_id, _answer(outcome)) for (task_id, _), outcome in zip(group, outcomes, strict=True)]
+        elif item is not None:
+            replies += _performed(item, cache, refused, fault)
             done = max(done, -item[0])
-        if done > acked and (replies or done - acked >= ACK_EVERY):
-            replies.append((None, done))
-            acked = done
+        # Said done up to the first write refused: a writer dying now leaves the rest to the next one.
+        sayable = -refused[0][0] - 1 if refused else done
+        if sayable > acked and (replies or sayable - acked >= ACK_EVERY):
+            replies.append((None, sayable))
+            acked = sayable
         if not replies:
             continue
         try:
             _reply(conn, replies)
         except OSError:  # the server is gone
             return
+
+
+def _answer(outcome: Any) -> Any:
+    """The outcome as answered: a fault of the database as ``Unstored`` (the connection dropped, so that
+    the next write opens the database afresh), anything else as it is."""
+    if not isinstance(outcome, Exception) or (fault := fault_of(outcome)) is None:
+        return outcome
+    if not isinstance(outcome, Unstored):
+        log.error("%s", fault)
+    connection.close()
+    return fault
 
 
 def _queued_group(first: tuple[int, Ingest | OtlpExport], inbox: queue.SimpleQueue) -> tuple[list, Any]:
@@ -440,15 +467,38 @@ def _queued_group(first: tuple[int, Ingest | OtlpExport], inbox: queue.SimpleQue
     return group, None
 
 
-def _performed(item: tuple[int, Write], cache: "RowCache") -> list[tuple[int | None, Any]]:
+def _performed(item: tuple[int, Write], cache: "RowCache", refused: deque, fault: Unstored | None) -> list:
     task_id, task = item
-    outcome = perform(task, cache)
+    if task_id < 0 and refused:  # behind the writes refused before it, in order
+        refused.append(item)
+        return []
+    outcome = _answer(fault or perform(task, cache))
     if task_id < 0:  # unawaited: only live messages are worth a reply (and a wakeup)
-        if isinstance(outcome, Exception):
+        if isinstance(outcome, Unstored):
+            refused.append(item)
+        elif isinstance(outcome, Exception):
             log.error("a write nobody waited for failed: %r", outcome)
         if not outcome or isinstance(outcome, Exception):
             return []
     return [(task_id, outcome)]
+
+
+def _retried(refused: deque, cache: "RowCache") -> list:
+    """The refused writes tried again, in order, until the database refuses one again."""
+    replies = []
+    while refused:
+        task_id, task = refused[0]
+        outcome = _answer(perform(task, cache))
+        if isinstance(outcome, Unstored):
+            break
+        refused.popleft()
+        if isinstance(outcome, Exception):
+            log.error("a write nobody waited for failed: %r", outcome)
+        elif outcome:
+            replies.append((task_id, outcome))
+    if not refused:
+        log.warning("the database takes writes again: the writes it refused are stored")
+    return replies
 
 
 def _receive(conn: Connection, inbox: queue.SimpleQueue) -> None:
