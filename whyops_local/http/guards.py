@@ -177,9 +177,9 @@ def server_error(path: str) -> Answer:
 def _json_on_api_routes(status: int, error: str, page_view):
     """A handler (Django's handler404 and kin) that answers JSON on API routes, ``page_view`` on pages."""
 
-    def view(request: HttpRequest, *args) -> HttpResponse:
+    def view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:  # handler500 gets none
         if _is_page(request.path_info):
-            return page_view(request, *args)
+            return page_view(request) if exception is None else page_view(request, exception)
         return as_response(refusal(request.path_info, status, error))
 
     return view
