@@ -8,14 +8,19 @@ from django.http import HttpRequest
 from . import guards
 
 _SLASHES = re.compile(r"/{2,}")
+_AFTER_API_BASE = re.compile(r"^/api/{2,}")
 GUARDED = "whyops.guarded"  # in an ASGI scope: Guard has checked it, GuardMiddleware need not
 logger = logging.getLogger("whyops_local.http")
 
 
 def collapse_slashes(path: str) -> str:
     """``/api//events/ingest`` -> ``/api/events/ingest``: SDKs join a base URL that ends in "/" with a
-    path that starts with one (docs/whyops-protocol.md §1). Shared by the ASGI fast paths and the middleware."""
-    return _SLASHES.sub("/", path) if "//" in path else path
+    path that starts with one (docs/whyops-protocol.md §1). Shared by the ASGI fast paths and the middleware.
+
+    Under /api/ only right after the base: the rest may be a trace id, agent name or user id, "//" and all."""
+    if "//" not in path:
+        return path
+    return _SLASHES.sub("/", path) if path.startswith("/proxy/") else _AFTER_API_BASE.sub("/api/", path)
 
 
 class CollapseSlashesMiddleware:
