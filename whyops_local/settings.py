@@ -128,10 +128,13 @@ WHITENOISE_AUTOREFRESH = DEBUG
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    # Django logs every 5xx answer; the proxy relays upstream ones, which are no error of this server.
+    "filters": {"exceptions_only": {"()": "django.utils.log.CallbackFilter", "callback": lambda r: bool(r.exc_info)}},
+    "handlers": {"console": {"class": "logging.StreamHandler"},
+                 "exceptions": {"class": "logging.StreamHandler", "filters": ["exceptions_only"]}},
     "loggers": {
         "whyops_local": {"handlers": ["console"], "level": os.environ.get("WHYOPS_LOG_LEVEL", "INFO")},
         # Unhandled errors of pages and API alike, with their traceback: Django sends them nowhere with DEBUG off.
-        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        "django.request": {"handlers": ["exceptions"], "level": "ERROR", "propagate": False},
     },
 }
