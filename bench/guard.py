@@ -6,6 +6,8 @@ Exports ``REV`` (default ``main``; give the commit before the guard) with ``git 
 folder, starts both servers (manage.py runserver, daphne) side by side on their own data dirs, and runs
 the ingest cases of bench/ingest.py on each, alternating, best of two rounds each; then the same on this
 checkout with WHYOPS_API_KEY set (the key checked on every request). Target: the guard costs < 5%.
+The servers' rates swing with the shared machine's load, so the guard's own time per request
+(``guards.check`` in this process, with and without a key) is printed beside, as a share of one request.
 """
 
 import argparse
@@ -13,6 +15,7 @@ import asyncio
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +51,27 @@ async def keyed_rate(port: int, count: int, clients: int, per_request: int) -> f
         ingest.KeepAliveClient.request = original
 
 
+def check_seconds(key: str | None, rounds: int = 50_000) -> float:
+    """Seconds ``guards.check`` takes for an SDK's ingest request (what the guard adds to each)."""
+    import os
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "whyops_local.settings")
+    import django
+    from django.conf import settings
+
+    django.setup()
+    from whyops_local.http import guards
+
+    settings.WHYOPS_API_KEY = key
+    headers = {"host": "127.0.0.1:8000", "content-type": "application/json", "content-length": "420",
+               "user-agent": "python-httpx/0.28.1", "accept": "*/*", "accept-encoding": "gzip, deflate",
+               "connection": "keep-alive", **({"authorization": f"Bearer {key}"} if key else {})}
+    start = time.perf_counter()
+    for _ in range(rounds):
+        assert guards.check("POST", "/api/events/ingest", "", headers, "http") is None
+    return (time.perf_counter() - start) / rounds
+
+
 async def main(baseline: str, events: int) -> None:
     with (tempfile.TemporaryDirectory() as base_root, tempfile.TemporaryDirectory() as base_dir,
           tempfile.TemporaryDirectory() as ours_dir, tempfile.TemporaryDirectory() as keyed_dir,
@@ -70,6 +94,10 @@ async def main(baseline: str, events: int) -> None:
         ratio = guarded / without
         print(f"{name:36} {without:11.0f} {guarded:10.0f} {ratio:6.3f} {keyed_rate_:8.0f} {keyed_rate_ / without:6.3f}"
               f"  {'ok' if ratio >= 0.95 else 'MISSED'}")
+    request = 1 / rows[0][1]  # the baseline's time per single-event request, as 8 clients see it
+    for label, key in (("guards.check, no key", None), ("guards.check, with the key", KEY)):
+        took = check_seconds(key)
+        print(f"{label:36} {took * 1e6:8.1f} us a request = {took / request:6.2%} of one single-event request")
 
 
 if __name__ == "__main__":
