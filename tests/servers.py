@@ -22,13 +22,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
+def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30, headers: dict | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}: {Path(process.stdout.name).read_text()}")
         try:
-            if httpx.get(url, timeout=1).status_code == 200:
+            if httpx.get(url, timeout=1, headers=headers).status_code == 200:
                 return
         except httpx.TransportError:
             time.sleep(0.1)
@@ -62,7 +62,8 @@ def run_server(data_dir: Path, env: dict[str, str] | None = None, port: int | No
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_until_up(f"http://127.0.0.1:{port}/api/health", process)
+        key = (env or {}).get("WHYOPS_API_KEY")
+        wait_until_up(f"http://127.0.0.1:{port}/api/health", process, headers={"X-API-Key": key} if key else None)
         yield RunningServer(process, port, data_dir)
     finally:
         process.terminate()

@@ -116,7 +116,7 @@ def test_a_proxied_body_nested_past_any_parser_is_refused_before_the_provider(pr
 
 def test_the_live_server_keeps_its_writer_after_a_body_that_once_ended_it(server):
     deep = b'{"eventType": "user_message", "traceId": "t", "agentName": "a", "content": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
-    refused = httpx.post(f"{server.api}/events/ingest", content=deep, headers={"Content-Type": "text/plain"})
+    refused = httpx.post(f"{server.api}/events/ingest", content=deep, headers={"Content-Type": "application/json"})
     assert refused.status_code == 400 and refused.json()["details"][0]["code"] == "too_deep"
     stored = httpx.post(f"{server.api}/events/ingest", json=event(traceId="t-after-deep"))
     assert stored.status_code == 201

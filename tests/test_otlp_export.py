@@ -245,7 +245,9 @@ def test_the_api_key_applies(fake_upstream, tmp_path):
         body = otlp_json(trace_id, [hand_span(trace_id, "00000000000000f1", "x", 0)])
         assert post(keyed, body).status_code == 401
         assert post(keyed, body, authorization="Bearer secret").status_code == 200
-        assert detail(keyed, trace_id)["eventCount"] == 1
+        assert httpx.get(f"{keyed.api}/traces/{trace_id}").status_code == 401  # reading needs it too
+        stored = httpx.get(f"{keyed.api}/traces/{trace_id}", headers={"Authorization": "Bearer secret"})
+        assert stored.json()["eventCount"] == 1
 
 
 async def test_an_exported_span_reaches_the_open_trace_page_live(otlp_server):

@@ -14,16 +14,17 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from .http import daphne_requests  # noqa: E402
 from .http.ingest import IngestFastPath  # noqa: E402
-from .live.routing import SameOriginOnly, websocket_urlpatterns  # noqa: E402
+from .http.middleware import Guard  # noqa: E402
+from .live.routing import websocket_urlpatterns  # noqa: E402
 from .proxy.asgi import with_lean_proxy  # noqa: E402
 from .storage.retention import start as start_retention  # noqa: E402
 from .storage.writer import start as start_writer  # noqa: E402
 
-application = ProtocolTypeRouter({
+# Guard first: the key, and no web page of another origin (scheme, host and port) writing or listening in.
+application = Guard(ProtocolTypeRouter({
     "http": IngestFastPath(with_lean_proxy(django_asgi_app)),
-    # Only pages of this app (an Origin among ALLOWED_HOSTS, and this very server's) may listen in.
-    "websocket": AllowedHostsOriginValidator(SameOriginOnly(URLRouter(websocket_urlpatterns))),
-})
+    "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+}))
 daphne_requests.use()
 start_writer()
 start_retention()

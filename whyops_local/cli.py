@@ -102,6 +102,7 @@ def _serve(host: str, port: int, data_dir: str | None, on_ready: Callable[[str],
 
     from . import startup
 
+    startup.refuse_exposure(host)
     startup.migrate()
     from .asgi import application  # starts the writer process
 

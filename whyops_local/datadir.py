@@ -16,8 +16,13 @@ def path() -> Path:
 
 
 def prepare(data_dir: Path) -> None:
-    """Make the data folder (private to the user) and its secret key, once."""
+    """Make the data folder and its secret key, once; private to the user, like everything the process makes
+    from now on (the database and its -wal and -shm files, which SQLite creates lazily, exports)."""
+    os.umask(0o077)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for made_earlier in data_dir.iterdir():  # by a version that left them readable to all
+        if made_earlier.is_file() and made_earlier.stat().st_mode & 0o077:
+            made_earlier.chmod(0o600)
     try:
         fd = os.open(data_dir / SECRET_KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

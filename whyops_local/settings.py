@@ -20,8 +20,11 @@ SECRET_KEY = datadir.secret_key(DATA_DIR)
 DEBUG = os.environ.get("WHYOPS_DEBUG", "") == "1"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]", *filter(None, os.environ.get("WHYOPS_ALLOWED_HOSTS", "").split(","))]
 
-# Optional shared key for ingest and proxy routes (docs/whyops-protocol.md §2).
+# Optional key every route then needs, pages and websockets too (docs/whyops-protocol.md §2, README "Security").
 WHYOPS_API_KEY = os.environ.get("WHYOPS_API_KEY") or None
+# "1": serve on an address other than loopback without WHYOPS_API_KEY (refused otherwise: anyone who can reach
+# it could read every trace and spend the server's provider keys).
+WHYOPS_ALLOW_REMOTE = os.environ.get("WHYOPS_ALLOW_REMOTE", "") == "1"
 # Largest request body accepted by the ingest API; larger ones get 413.
 WHYOPS_MAX_BODY_BYTES = int(os.environ.get("WHYOPS_MAX_BODY_BYTES", 32 * 1024 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = WHYOPS_MAX_BODY_BYTES
@@ -63,6 +66,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "whyops_local.http.middleware.CollapseSlashesMiddleware",
+    "whyops_local.http.middleware.GuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves static/ with DEBUG off, under runserver (daphne) and any other server alike.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -127,6 +131,13 @@ WHITENOISE_AUTOREFRESH = DEBUG
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"whyops_local": {"handlers": ["console"], "level": os.environ.get("WHYOPS_LOG_LEVEL", "INFO")}},
+    # Django logs every 5xx answer; the proxy relays upstream ones, which are no error of this server.
+    "filters": {"exceptions_only": {"()": "django.utils.log.CallbackFilter", "callback": lambda r: bool(r.exc_info)}},
+    "handlers": {"console": {"class": "logging.StreamHandler"},
+                 "exceptions": {"class": "logging.StreamHandler", "filters": ["exceptions_only"]}},
+    "loggers": {
+        "whyops_local": {"handlers": ["console"], "level": os.environ.get("WHYOPS_LOG_LEVEL", "INFO")},
+        # Unhandled errors of pages and API alike, with their traceback: Django sends them nowhere with DEBUG off.
+        "django.request": {"handlers": ["exceptions"], "level": "ERROR", "propagate": False},
+    },
 }

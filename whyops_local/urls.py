@@ -2,6 +2,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from .http import guards
 from .http.api import agent_init, api
 from .otlp.views import traces as otlp_traces
 from .pages.agents import agent_list, agent_page
@@ -46,3 +47,7 @@ urlpatterns = [
     *[path(f"proxy/{prefix}{route}", proxy.proxy, {"route": target})
       for route, target in _proxy_routes.items() for prefix in ("v1/", "")],
 ]
+
+# On API routes JSON, never Django's HTML; pages keep Django's own.
+handler400, handler403 = guards.bad_request, guards.permission_denied
+handler404, handler500 = guards.not_found, guards.internal_error

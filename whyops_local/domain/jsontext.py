@@ -8,6 +8,7 @@ which json keeps, so those values take the slow way. NaN and Infinity never get 
 """
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -39,3 +40,12 @@ def parsed_or_as_is(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+_LONE_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """``text`` for a text column: JSON may carry a lone surrogate ("\\udc00"), which neither SQLite nor
+    PostgreSQL text can hold, so it becomes U+FFFD there (JSON columns keep it exactly)."""
+    return _LONE_SURROGATES.sub("\ufffd", text)

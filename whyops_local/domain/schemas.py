@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .events import EVENT_TYPES
+from .pricing import split_model
 
 REQUIRED_METADATA = {
     "llm_response": ("model", "provider"),
@@ -25,6 +26,7 @@ REQUIRED_METADATA = {
 MAX_JSON_DEPTH = 100
 MAX_STEP = 2**63 - 1
 MAX_TOKENS = 10**12
+MAX_LATENCY_MS = 10**12  # 30 years: beyond it a number is no latency, and past 2^63 no database column holds it
 FUTURE_TOLERANCE = timedelta(days=1)
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 # Ids end up in URLs, headers and page links: no control characters (newlines, tabs, NUL, DEL).
@@ -179,10 +181,25 @@ def _metadata_details(event: EventIn) -> list[dict[str, str]]:
             UsageIn.model_validate(usage)
         except ValidationError as exc:
             details += _pydantic_details(exc, "metadata.usage.")
+    details += _model_details(metadata)
     latency = metadata.get("latencyMs")
-    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float)) or latency < 0):
-        details.append(_detail("metadata.latencyMs", "must be a non-negative number", "number_type"))
+    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float))
+                                or not 0 <= latency <= MAX_LATENCY_MS):
+        details.append(_detail("metadata.latencyMs", f"must be a number of milliseconds from 0 to {MAX_LATENCY_MS}",
+                               "number_type"))
     return details
+
+
+_MODEL_COLUMNS = (("provider", 64), ("model", 255))  # their columns' lengths (PostgreSQL enforces them)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _model_details(metadata: dict[str, Any]) -> list[dict[str, str]]:
+    """The model and provider as stored (split as ``openai/gpt-4o-mini`` is) must fit their columns."""
+    given = {key: metadata[key] if isinstance(metadata.get(key), str) else "" for key, _ in _MODEL_COLUMNS}
+    split = dict(zip(("provider", "model"), split_model(given["provider"], given["model"]), strict=True))
+    return [_detail(f"metadata.{key}", f"at most {limit} characters (without a lone surrogate) as stored", "too_long")
+            for key, limit in _MODEL_COLUMNS if len(split[key]) > limit or _LONE_SURROGATE.search(given[key])]
 
 
 def _event(item: Any, prefix: str) -> EventIn:

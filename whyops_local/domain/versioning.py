@@ -26,7 +26,8 @@ def canonical_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
 
 def version_hash(metadata: dict[str, Any]) -> str:
     compact = json.dumps(canonical_metadata(metadata), separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(compact.encode("utf-8")).hexdigest()[:32]
+    # surrogatepass: a lone surrogate (JSON allows "\udc00") hashes too; valid text hashes as plain UTF-8.
+    return hashlib.sha256(compact.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 @dataclass(frozen=True)

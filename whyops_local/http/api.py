@@ -18,7 +18,7 @@ from ..storage.rows import register_agent
 from ..storage.totals import as_api, no_events, totals, totals_by
 from ..storage.writer import write
 from . import analysis
-from .guards import error_response, key_refusal, read_body
+from .guards import error_response, read_body
 from .ingest import ingest
 
 api = NinjaAPI(
@@ -41,8 +41,6 @@ def _schema_of(model) -> dict:
 
 
 async def agent_init(request: HttpRequest) -> JsonResponse:
-    if refusal := key_refusal(request):
-        return refusal
     try:
         payload = parse_agent_init(read_body(request))
     except Invalid as exc:
@@ -139,8 +137,6 @@ def export_trace(request: HttpRequest, trace_id: str, format: str = "json"):
 
 @api.delete("/traces/{path:trace_id}", response={204: None}, summary="Delete a trace: its events, raw exchanges and messages")
 async def delete_trace(request: HttpRequest, trace_id: str):
-    if refusal := key_refusal(request):
-        return refusal
     messages = await write(retention.delete_trace_named, trace_id)
     if messages is None:
         return error_response(404, f"No trace with traceId {trace_id!r}")

@@ -11,7 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from ..domain.schemas import Invalid
-from ..http.guards import api_key_error, read_body
+from ..http.guards import read_body
 from ..storage import writer
 from ..storage.faults import Unstored
 from .decode import encoding_of, error_body
@@ -26,8 +26,6 @@ def refusal(exc: Invalid, headers: Mapping[str, str]) -> tuple[int, bytes, str]:
 
 async def export(body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes, str]:
     """Status, body and content type of the answer; the spans are committed before it returns."""
-    if error := api_key_error(headers):
-        return refusal(Invalid([], error=error, status=401), headers)
     content_type = headers.get("content-type", "")
     encoding = encoding_of(content_type)
     if encoding is None:

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from ..domain.schemas import CONTROL_CHARACTERS, Invalid
-from ..http.guards import error_response, key_refusal, read_body
+from ..http.guards import error_response, read_body
 from ..live import messages as live
 from ..models import Exchange
 from .conversations import History
@@ -51,13 +51,6 @@ def _points_here(url: str, request: HttpRequest) -> bool:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     here = {"127.0.0.1", "localhost", "::1", "0.0.0.0", request.get_host().rsplit(":", 1)[0].strip("[]").lower()}
     return (parts.hostname or "").lower() in here and str(port) == str(request.META.get("SERVER_PORT"))
-
-
-def _from_another_site(request: HttpRequest) -> bool:
-    # Provider SDKs send no Origin; a browser does, on any cross-site POST. Without this check any web
-    # page could spend the server's provider key through a "simple" text/plain POST.
-    origin = request.headers.get("Origin")
-    return bool(origin) and urlsplit(origin).netloc != request.get_host()
 
 
 def _refusal(api: Api, status: int, kind: str, message: str) -> JsonResponse:
@@ -105,10 +98,6 @@ async def proxy(request: HttpRequest, route: Route) -> HttpResponse:
     api = route.api
     if request.method != route.method:
         return HttpResponseNotAllowed([route.method])
-    if refusal := key_refusal(request):
-        return refusal
-    if _from_another_site(request):
-        return _refusal(api, 403, "permission_error", "Proxy calls from web pages of other sites are refused")
     try:
         raw = read_body(request)
     except Invalid as exc:

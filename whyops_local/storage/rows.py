@@ -60,8 +60,8 @@ def _version(agent: Agent, metadata: dict[str, Any], digest: str | None = None) 
         agent=agent,
         seq=last + 1,
         version_hash=digest,
-        system_prompt=metadata.get("systemPrompt") or "",
-        description=metadata.get("description") or "",
+        system_prompt=jsontext.storable_text(metadata.get("systemPrompt") or ""),
+        description=jsontext.storable_text(metadata.get("description") or ""),
         tools=metadata.get("tools") or [],
     )
     return version, True
