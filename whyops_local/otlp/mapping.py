@@ -5,7 +5,8 @@ Each span becomes events of one trace: an LLM call its input messages (``user_me
 answer (``llm_response``, with thinking and errors beside it), a tool span a ``tool_call_request`` /
 ``tool_call_response`` pair, anything else (agents, chains, unknown spans) one ``span`` event that
 the tree hangs its children from. Usage goes through the proxy's own provider mappings, so cache
-tokens keep each provider's meaning and are priced the same way.
+tokens keep each provider's meaning and are priced the same way (an Anthropic span's input tokens,
+which the conventions count with the cache, are first made Anthropic's, without it).
 
 Steps are a function of the span alone: its start time in 10 us ticks, a few bits of its span id
 (two spans starting in the same tick), and the event's slot within the span. So events sort
@@ -223,6 +224,19 @@ def provider_of(span: Span) -> str:
             "gcp.vertex_ai": "google", "gcp.gen_ai": "google", "aws.bedrock": "aws"}.get(name, name)
 
 
+def _uncached(prompt: int | None, read: int | None, write: int | None) -> int | None:
+    """Anthropic's own ``input_tokens`` (the uncached part) from a span's input tokens.
+
+    The GenAI conventions say ``gen_ai.usage.input_tokens`` includes cache reads and writes (as
+    OpenInference's ``llm.token_count.prompt`` does), while Anthropic's API and the proxy count them
+    apart. An input smaller than the cache tokens cannot include them: that exporter used Anthropic's
+    meaning, and the count is taken as it is."""
+    cached = (read or 0) + (write or 0)
+    if prompt is None or prompt < cached:
+        return prompt
+    return prompt - cached
+
+
 def usage(span: Span, provider: str) -> dict[str, int] | None:
     """``metadata.usage`` as the proxy makes it for the provider, plus ``reasoningTokens``."""
     attrs = span.attributes
@@ -236,8 +250,8 @@ def usage(span: Span, provider: str) -> dict[str, int] | None:
     reasoning = _first(attrs, "gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens",
                        "llm.token_count.completion_details.reasoning")
     if provider == "anthropic":
-        mapped = anthropic.usage(_present(input_tokens=prompt, output_tokens=completion, cache_read_input_tokens=read,
-                                          cache_creation_input_tokens=write))
+        mapped = anthropic.usage(_present(input_tokens=_uncached(prompt, read, write), output_tokens=completion,
+                                          cache_read_input_tokens=read, cache_creation_input_tokens=write))
     else:
         total = _first(attrs, "llm.token_count.total", "gen_ai.usage.total_tokens")
         if total is None and prompt is not None and completion is not None:
