@@ -49,6 +49,10 @@ def test_a_current_semconv_chat_span_gives_its_messages_and_an_answer_with_tool_
                                            "cacheReadTokens": 100, "reasoningTokens": 4}
     assert answer["metadata"]["latencyMs"] == 250.0
     assert answer["parentStepId"] == kinds["user_message"]["stepId"]
+    # The messages are the events' content, not kept again among the span's attributes.
+    kept = kinds["user_message"]["metadata"]["otel"]["attributes"]
+    assert "gen_ai.request.model" in kept and not {"gen_ai.input.messages", "gen_ai.output.messages",
+                                                   "gen_ai.system_instructions"} & set(kept)
 
 
 def test_anthropic_input_tokens_counted_with_the_cache_as_the_conventions_say_become_the_proxys_usage():
