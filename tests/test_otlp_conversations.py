@@ -11,8 +11,11 @@ import uuid
 
 import httpx
 import pytest
+from selenium.webdriver.support.ui import WebDriverWait
 
+from .browser import chromium, needs_chromium, wait_ready
 from .servers import run_server
+from .test_live_browser import live
 from .test_live_server import listen, next_message
 from .test_otlp_export import hand_span, otlp_json
 
@@ -74,7 +77,8 @@ async def test_spans_stored_before_a_late_conversation_id_move_into_its_trace(ot
     page_ws = await listen(otlp_server, f"/ws/traces/{late}")
     try:
         export(otlp_server, late, [spans["root"]])
-        assert (await next_message(page_ws, "trace.deleted", timeout=5))["traceId"] == late
+        assert (await next_message(page_ws, "trace.deleted", timeout=5)) == {
+            "type": "trace.deleted", "traceId": late, "movedTo": said_last}
         assert (await next_message(list_ws, "trace.deleted", timeout=5))["traceId"] == late
         update = await next_message(list_ws, "trace.update", timeout=5)
         assert update["trace"]["traceId"] == said_last and update["trace"]["eventCount"] == 8
@@ -98,3 +102,18 @@ async def test_spans_stored_before_a_late_conversation_id_move_into_its_trace(ot
     assert {t["traceId"] for t in listed} >= {said_first, said_last} and late not in {t["traceId"] for t in listed}
     found = httpx.get(f"{otlp_server.api}/traces", params={"q": "lookup timed out"}).json()["traces"]
     assert late not in {t["traceId"] for t in found} and said_last in {t["traceId"] for t in found}
+
+
+@needs_chromium
+def test_an_open_page_of_the_spans_follows_them_into_the_conversations_trace(otlp_server):
+    late, conversation = uuid.uuid4().hex, f"conversation-{uuid.uuid4().hex}"
+    spans = run_spans(late, conversation)
+    export(otlp_server, late, [spans["tool"]])
+    with chromium() as driver:
+        driver.get(f"{otlp_server.url}/traces/{late}")
+        wait_ready(driver)
+        live(driver)
+        export(otlp_server, late, [spans["root"]])
+        WebDriverWait(driver, 10).until(lambda d: d.current_url.endswith(f"/traces/{conversation}"))
+        wait_ready(driver)
+        assert driver.execute_script("return document.getElementById('trace-id').textContent") == conversation

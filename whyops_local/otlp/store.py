@@ -119,7 +119,10 @@ def _move_into(request: Prepared, otel_trace_id: str, conversation: str) -> bool
     request.items[:0] = moved
     request.parents += [(item, item.metadata["otel"]["parentSpanId"]) for item in moved
                         if item.parentStepId == UNRESOLVED and "parentSpanId" in item.metadata.get("otel", {})]
-    request.moved += retention.delete_traces([trace.pk])
+    deleted = retention.delete_traces([trace.pk])
+    for _, message in deleted:
+        message["movedTo"] = conversation  # an open page of it follows (static/js/pages/trace.js)
+    request.moved += deleted
     return True
 
 
