@@ -1,6 +1,6 @@
 """OTLP spans per second readable through POST /v1/traces, beside raw sqlite3 inserts of the same rows.
 
-    python bench/otlp.py [--spans 3000]
+    python bench/otlp.py [--spans 3000] [--before ../main]
 
 Starts the real server with a throwaway data dir and sends protobuf ExportTraceServiceRequests
 (the OTLP/HTTP exporter's default encoding), each span an LLM call with messages, usage and a
@@ -9,13 +9,19 @@ reads back through the read API (its events counted in the trace summaries). The
 trace is exported in 100-span requests and the time from the last export's answer until the whole
 trace reads back (its summary, then every event through GET /api/traces/{id}) is printed.
 
+Beside each rate: the server's and the writer process's CPU per span (less noisy than rates on a
+shared machine). ``--before DIR`` runs another checkout's server beside this one, the cases
+alternating between them (best of two each), and prints the ratio.
+
 Targets: one span per request from 8 senders >= 1,500 spans/s; 100-span requests >= 8,000 spans/s
 (4 senders); the 5,000-span trace readable within 2 s of its last export.
 """
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -111,28 +117,69 @@ async def big_trace(port: int, spans: int = 5000) -> tuple[float, float, float]:
     return answered - start, summary - answered, time.perf_counter() - answered
 
 
-async def main(spans: int) -> None:
-    with tempfile.TemporaryDirectory() as data_dir, run_server(Path(data_dir)) as server:
-        port = server.port
-        await otlp_rate(port, 400, 8, 1)  # warm-up: imports, first connections, page cache
-        cases = [
-            ("1 span per request, 8 senders", await otlp_rate(port, spans, 8, 1), raw_sqlite_rate(2 * spans, 2) / 2, 1_500),
-            ("100-span requests, 1 sender", await otlp_rate(port, spans * 5, 1, 100),
-             raw_sqlite_rate(10 * spans, 200) / 2, 0),
-            ("100-span requests, 4 senders", await otlp_rate(port, spans * 5, 4, 100),
-             raw_sqlite_rate(10 * spans, 200) / 2, 8_000),
-        ]
-        export_s, summary_s, events_s = await big_trace(port)
-    print(f"{'case':32} {'spans/s':>9} {'raw sqlite3/s':>14} {'ratio':>7} {'target':>8}")
-    for name, rate, raw, target in cases:
-        verdict = "" if not target else ("ok" if rate >= target else "MISSED")
-        print(f"{name:32} {rate:9.0f} {raw:14.0f} {rate / raw:7.3f} {target or '':>8} {verdict}")
-    print(f"5,000-span trace: exported in {export_s:.2f} s; after its last export, summary readable in "
-          f"{summary_s:.3f} s, all 10,000 events read back in {events_s:.2f} s (target 2 s: "
-          f"{'ok' if events_s <= 2 else 'MISSED'})")
+CASES = [  # name, spans (times --spans), senders, spans per request, raw sqlite3 rows per transaction, target
+    ("1 span per request, 8 senders", 1, 8, 1, 2, 1_500),
+    ("100-span requests, 1 sender", 5, 1, 100, 200, 0),
+    ("100-span requests, 4 senders", 5, 4, 100, 200, 8_000),
+]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _processes(server) -> tuple[int, int]:
+    """The server's pid and its writer's (the child process that is not multiprocessing's resource tracker)."""
+    children = [int(pid) for pid in Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+                .read_text().split()]
+    writer = next(pid for pid in children if "resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_text())
+    return server.process.pid, writer
+
+
+async def measured(server, spans: int, senders: int, per_request: int) -> tuple[float, float, float]:
+    """Spans/s, and the server's and the writer's CPU microseconds per span."""
+    pids = _processes(server)
+    before = [_cpu_seconds(pid) for pid in pids]
+    rate = await otlp_rate(server.port, spans, senders, per_request)
+    used = [_cpu_seconds(pid) - was for pid, was in zip(pids, before, strict=True)]
+    return rate, used[0] * 1e6 / spans, used[1] * 1e6 / spans
+
+
+async def main(spans: int, before: Path | None) -> None:
+    roots = {"this": ROOT, **({"before": before.resolve()} if before else {})}
+    with contextlib.ExitStack() as stack:
+        servers = {name: stack.enter_context(run_server(Path(stack.enter_context(tempfile.TemporaryDirectory())),
+                                                        root=root)) for name, root in roots.items()}
+        for server in servers.values():
+            await otlp_rate(server.port, 400, 8, 1)  # warm-up: imports, first connections, page cache
+        results = {}
+        for name, scale, senders, per_request, per_transaction, target in CASES:
+            raw = raw_sqlite_rate(2 * spans * scale, per_transaction) / 2
+            runs: dict[str, list] = {checkout: [] for checkout in servers}
+            for _ in range(2 if before else 1):  # alternated, best of two: the machine is shared
+                for checkout, server in servers.items():
+                    runs[checkout].append(await measured(server, spans * scale, senders, per_request))
+            results[name] = ({checkout: max(r) for checkout, r in runs.items()}, raw, target)
+        big = {checkout: await big_trace(server.port) for checkout, server in servers.items()}
+    print(f"{'case':32} {'checkout':8} {'spans/s':>9} {'server us/span':>15} {'writer us/span':>15} "
+          f"{'raw sqlite3/s':>14} {'ratio':>7} {'target':>8}")
+    for name, (by_checkout, raw, target) in results.items():
+        for checkout, (rate, server_us, writer_us) in by_checkout.items():
+            verdict = "" if not target else ("ok" if rate >= target else "MISSED")
+            print(f"{name:32} {checkout:8} {rate:9.0f} {server_us:15.0f} {writer_us:15.0f} {raw:14.0f} "
+                  f"{rate / raw:7.3f} {target or '':>8} {verdict}")
+        if before:
+            print(f"{'':32} {'this/before':>12} {by_checkout['this'][0] / by_checkout['before'][0]:5.2f}x")
+    for checkout, (export_s, summary_s, events_s) in big.items():
+        print(f"5,000-span trace ({checkout}): exported in {export_s:.2f} s; after its last export, summary readable "
+              f"in {summary_s:.3f} s, all 10,000 events read back in {events_s:.2f} s (target 2 s: "
+              f"{'ok' if events_s <= 2 else 'MISSED'})")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=3000, help="spans for the 8-sender case (others scale)")
-    asyncio.run(main(parser.parse_args().spans))
+    parser.add_argument("--before", type=Path, help="another checkout to measure beside this one, alternating")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.spans, arguments.before))

@@ -9,6 +9,7 @@ from whyops_local.domain.schemas import Invalid
 from whyops_local.otlp import decode, mapping
 from whyops_local.otlp.decode import Span
 from whyops_local.pages.graph import label
+from whyops_local.proxy.providers import anthropic
 
 START = 1_764_000_000_000_000_000
 
@@ -48,9 +49,27 @@ def test_a_current_semconv_chat_span_gives_its_messages_and_an_answer_with_tool_
                                            "cacheReadTokens": 100, "reasoningTokens": 4}
     assert answer["metadata"]["latencyMs"] == 250.0
     assert answer["parentStepId"] == kinds["user_message"]["stepId"]
+    # The messages are the events' content, not kept again among the span's attributes.
+    kept = kinds["user_message"]["metadata"]["otel"]["attributes"]
+    assert "gen_ai.request.model" in kept and not {"gen_ai.input.messages", "gen_ai.output.messages",
+                                                   "gen_ai.system_instructions"} & set(kept)
 
 
-def test_anthropic_usage_keeps_cache_reads_and_writes_on_top_of_input_as_the_proxy_does():
+def test_anthropic_input_tokens_counted_with_the_cache_as_the_conventions_say_become_the_proxys_usage():
+    # Anthropic answered input_tokens 25 (uncached), 300 read, 40 written; the conventions' input is all 365.
+    proxied = anthropic.usage({"input_tokens": 25, "output_tokens": 5, "cache_read_input_tokens": 300,
+                               "cache_creation_input_tokens": 40})
+    for attributes in ({"gen_ai.usage.input_tokens": 365, "gen_ai.usage.output_tokens": 5,
+                        "gen_ai.usage.cache_read.input_tokens": 300, "gen_ai.usage.cache_creation.input_tokens": 40},
+                       {"llm.token_count.prompt": 365, "llm.token_count.completion": 5,
+                        "llm.token_count.prompt_details.cache_read": 300,
+                        "llm.token_count.prompt_details.cache_write": 40}):
+        assert mapping.usage(span(attributes), "anthropic") == proxied
+    assert proxied == {"promptTokens": 25, "completionTokens": 5, "cacheReadTokens": 300, "cacheCreationTokens": 40,
+                       "totalTokens": 370}
+
+
+def test_anthropic_input_tokens_below_the_cache_tokens_are_taken_as_anthropics_own_uncached_count():
     usage = mapping.usage(span({"gen_ai.usage.input_tokens": 20, "gen_ai.usage.output_tokens": 5,
                                 "gen_ai.usage.cache_read_input_tokens": 300,
                                 "gen_ai.usage.cache_creation.input_tokens": 40}), "anthropic")

@@ -450,3 +450,15 @@ class MessageBlob(models.Model):
 
     def __str__(self) -> str:
         return f"message {self.pk} of trace {self.trace_id}"
+
+
+class OtelConversation(models.Model):
+    """An OTel trace whose spans named a conversation (``gen_ai.conversation.id`` or ``session.id``): all
+    its spans, those that name it and those that do not, are stored in that conversation's trace."""
+
+    otel_trace_id = models.CharField(max_length=32, primary_key=True)
+    # The WhyOps trace id, not a key: the mapping is written before the trace's first event is.
+    trace_id = models.CharField(max_length=128)
+
+    def __str__(self) -> str:
+        return f"OTel trace {self.otel_trace_id} in {self.trace_id}"

@@ -5,7 +5,8 @@ Each span becomes events of one trace: an LLM call its input messages (``user_me
 answer (``llm_response``, with thinking and errors beside it), a tool span a ``tool_call_request`` /
 ``tool_call_response`` pair, anything else (agents, chains, unknown spans) one ``span`` event that
 the tree hangs its children from. Usage goes through the proxy's own provider mappings, so cache
-tokens keep each provider's meaning and are priced the same way.
+tokens keep each provider's meaning and are priced the same way (an Anthropic span's input tokens,
+which the conventions count with the cache, are first made Anthropic's, without it).
 
 Steps are a function of the span alone: its start time in 10 us ticks, a few bits of its span id
 (two spans starting in the same tick), and the event's slot within the span. So events sort
@@ -17,6 +18,8 @@ parent's start time: the store resolves it (``otlp/store.py``).
 import json
 import zlib
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from ..proxy.providers import anthropic, openai
@@ -64,9 +67,8 @@ def _json(value: Any) -> Any:
     return value
 
 
+@lru_cache(maxsize=1024)  # a span's start and end are each written two or three times
 def _iso(ns: int) -> str:
-    from datetime import UTC, datetime
-
     return datetime.fromtimestamp(ns / 1e9, UTC).isoformat()
 
 
@@ -165,6 +167,13 @@ def _flattened_calls(fields: dict[str, Any]) -> list[dict[str, Any]]:
 
 _EVENT_ROLES = {"gen_ai.system.message": "system", "gen_ai.user.message": "user",
                 "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool"}
+# Where an LLM span's messages come from. A call's input holds the conversation so far, so a copy in
+# metadata.otel stored it again with every call: 775 KB of metadata for a 50-call run of 27 KB of
+# messages, 32 KB without (the content store keeps each message of the content once).
+MESSAGE_ATTRIBUTES = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
+                      "gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.")
+MESSAGE_EVENTS = {*_EVENT_ROLES, "gen_ai.client.inference.operation.details", "gen_ai.choice",
+                  "gen_ai.content.prompt", "gen_ai.content.completion"}
 
 
 def _event_messages(span: Span) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -223,6 +232,19 @@ def provider_of(span: Span) -> str:
             "gcp.vertex_ai": "google", "gcp.gen_ai": "google", "aws.bedrock": "aws"}.get(name, name)
 
 
+def _uncached(prompt: int | None, read: int | None, write: int | None) -> int | None:
+    """Anthropic's own ``input_tokens`` (the uncached part) from a span's input tokens.
+
+    The GenAI conventions say ``gen_ai.usage.input_tokens`` includes cache reads and writes (as
+    OpenInference's ``llm.token_count.prompt`` does), while Anthropic's API and the proxy count them
+    apart. An input smaller than the cache tokens cannot include them: that exporter used Anthropic's
+    meaning, and the count is taken as it is."""
+    cached = (read or 0) + (write or 0)
+    if prompt is None or prompt < cached:
+        return prompt
+    return prompt - cached
+
+
 def usage(span: Span, provider: str) -> dict[str, int] | None:
     """``metadata.usage`` as the proxy makes it for the provider, plus ``reasoningTokens``."""
     attrs = span.attributes
@@ -236,8 +258,8 @@ def usage(span: Span, provider: str) -> dict[str, int] | None:
     reasoning = _first(attrs, "gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens",
                        "llm.token_count.completion_details.reasoning")
     if provider == "anthropic":
-        mapped = anthropic.usage(_present(input_tokens=prompt, output_tokens=completion, cache_read_input_tokens=read,
-                                          cache_creation_input_tokens=write))
+        mapped = anthropic.usage(_present(input_tokens=_uncached(prompt, read, write), output_tokens=completion,
+                                          cache_read_input_tokens=read, cache_creation_input_tokens=write))
     else:
         total = _first(attrs, "llm.token_count.total", "gen_ai.usage.total_tokens")
         if total is None and prompt is not None and completion is not None:
@@ -255,10 +277,14 @@ def usage(span: Span, provider: str) -> dict[str, int] | None:
 
 
 def _otel(span: Span, kind: str) -> dict[str, Any]:
+    attributes, events = span.attributes, span.events
+    if kind == "llm":  # its messages are the events' content: not kept twice
+        attributes = {key: value for key, value in attributes.items() if not key.startswith(MESSAGE_ATTRIBUTES)}
+        events = [event for event in events if event["name"] not in MESSAGE_EVENTS]
     return _present(traceId=span.trace_id, spanId=span.span_id, parentSpanId=span.parent_id, name=span.name,
                     kind=kind, scope=span.scope, startTime=_iso(span.start_ns), endTime=_iso(span.end_ns),
                     status=span.status_message or (span.status_code == STATUS_ERROR and "error") or None,
-                    attributes=span.attributes, events=span.events)
+                    attributes=attributes, events=events)
 
 
 def _event(span: Span, kind: str, slot: int, ns: int, content: Any, metadata: dict[str, Any]) -> dict[str, Any]:

@@ -118,6 +118,8 @@ class RowCache:
         self.blobs: dict[int, dict[bytes, int]] = {}  # trace pk -> its stored messages' digests and ids
         # trace id -> {parent span id -> ids of events waiting for that parent} (otlp/store.py)
         self.otlp_orphans: dict[str, dict[str, list[int]]] = {}
+        self.otlp_spans: dict[str, dict[str, int]] = {}  # trace id -> {stored span id -> its first step}
+        self.otlp_conversations: dict[str, str | None] = {}  # OTel trace id -> its conversation's trace id
 
     def revalidate(self) -> None:
         """Forget what may have changed since the last transaction; call inside a write transaction."""
@@ -341,7 +343,9 @@ def _sqlite_json(value: Any, db) -> str | None:
 
 def _sqlite_datetime(value: datetime | None, db) -> str | None:
     # An aware datetime as SQLite's adapt_datetimefield_value stores it: naive UTC, str().
-    if value is None or value.tzinfo is None:
+    if value is None:  # said at once: building the field below for a NULL was 7% of an OTLP writer's time (profiled)
+        return None
+    if value.tzinfo is None:
         return models.DateTimeField().get_db_prep_save(value, db)
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)

@@ -144,6 +144,8 @@ const calls = trackCalls(data.pending, (running) => tree.setPending(running));
 connectLive(`/ws/traces/${encodeURIComponent(traceId).replaceAll("%2F", "/")}`, {
   onMessage: (message) => {
     if (message.type === "stream.state") document.getElementById("stream-state").hidden = !message.running;
+    // Moved: its OTel spans joined their conversation's trace (otlp/store.py).
+    else if (message.type === "trace.deleted" && message.movedTo) location.replace(`/traces/${encodeURIComponent(message.movedTo)}`);
     else if (message.type === "trace.deleted") showDeleted();
     else if (calls.hear(message)) return;
     else if (message.seq > lastSeq) update();
