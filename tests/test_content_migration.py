@@ -3,7 +3,13 @@
 import pytest
 
 BEFORE = [("whyops_local", "0003_event_type_choices")]
-AFTER = [("whyops_local", "0006b_search")]
+
+
+def _newest():
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+
+    return MigrationLoader(connection).graph.leaf_nodes()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -21,7 +27,7 @@ def test_stored_bodies_and_histories_are_converted_and_read_back_the_same(migrat
                                            started_at="2026-01-01T00:00:00Z")
         Event.objects.create(trace=trace, agent=agent, event_type="user_message", step_id=step, span_id=f"s{step}",
                              timestamp="2026-01-01T00:00:00Z", content={"messages": history}, exchange=exchange)
-    migrate_to(AFTER)
+    migrate_to(_newest())
 
     from whyops_local.models import Event as NewEvent
     from whyops_local.models import Trace
@@ -33,3 +39,4 @@ def test_stored_bodies_and_histories_are_converted_and_read_back_the_same(migrat
     assert exchanges[1].request_base == exchanges[0].pk  # now a delta of the one before
     assert exchanges[2].chunks == [[1.0, "data: é\n\n"]] and exchanges[2].response_bytes() == "data: é\n\n".encode()
     assert list(Trace.objects.filtered(q="turn 3")) == [events[0].trace]  # and searchable
+    assert list(Trace.objects.filtered(q="LD-TRA")) == [events[0].trace]  # by its id too, through the index

@@ -1,34 +1,44 @@
 """Full-text search over what events say (domain/searchtext.py), in the writer's commit.
 
-SQLite: an FTS5 table with the trigram tokenizer, so that any substring of 3 characters or more is
-found through the index, case-insensitively (ASCII), as the list's search always did; shorter
-queries scan the indexed text. A row per event (rowid: the event's id) and per message stored once
-(rowid: minus the blob's id), so a growing history's messages are indexed once, not once per call.
-Other databases search the stored content directly (no index yet).
+A row per event (rowid: the event's id) and per message stored once (rowid: minus the blob's id),
+so a growing history's messages are indexed once, not once per call; trace ids have an index of
+their own. SQLite: FTS5 tables with the trigram tokenizer, so that any substring of 3 characters or
+more is found through the index, case-insensitively (ASCII), as the list's search always did (the
+trace ids' table reads its text from the trace table, kept up to date by triggers). PostgreSQL: a
+plain table with a pg_trgm GIN index, searched with ILIKE. Shorter queries scan the indexed text.
 """
 
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, TextField
+from django.db.models import Q
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast
 
+from ..domain import jsontext
 from ..domain.searchtext import text_of
 
 TABLE = "whyops_search"
+TRACE_IDS = "whyops_trace_search"
 _ROWS_PER_STATEMENT = 3000
+# Past this many matching rows a query is frequent: the list finds its newest traces sooner by
+# walking the traces newest first than by sorting every match.
+_FEW = 5000
 
 
-def available() -> bool:
-    return connection.vendor == "sqlite"
+def stored_rows(Event, MessageBlob):
+    """``(rowid, trace pk, text)`` for what is already stored (the migrations that build an index)."""
+    for pk, trace, data in MessageBlob.objects.values_list("pk", "trace_id", "data").iterator():
+        yield -pk, trace, text_of(jsontext.loads(data))
+    for pk, trace, content, packing in Event.objects.values_list("pk", "trace_id", "content", "packing").iterator():
+        if packing and isinstance(content, dict):
+            content = {k: v for k, v in content.items() if k != "messages"}
+        if text := text_of(None if packing and not isinstance(content, dict) else content):
+            yield pk, trace, text
 
 
 def index(events: list, packed: set[int], new_blobs: list[tuple[int, int, Any]]) -> None:
     """Index freshly inserted ``events`` (whole) and ``new_blobs``: ``(blob id, trace pk, message)``.
     The messages of ``packed`` events are indexed as their blobs."""
-    if not available():
-        return
     rows = [(-pk, trace_pk, text) for pk, trace_pk, message in new_blobs if (text := text_of(message))]
     for event in events:
         content = event.content
@@ -44,7 +54,7 @@ def index(events: list, packed: set[int], new_blobs: list[tuple[int, int, Any]])
 
 
 def forget(trace_pks: list[int]) -> None:
-    if not available() or not trace_pks:
+    if not trace_pks:
         return
     from ..models import Event, MessageBlob
 
@@ -56,24 +66,38 @@ def forget(trace_pks: list[int]) -> None:
             cursor.execute(f"DELETE FROM {TABLE} WHERE rowid IN ({', '.join(['%s'] * len(chunk))})", chunk)
 
 
-def _where(query: str) -> tuple[str, list[str]]:
+def _where(query: str, column: str = "body") -> tuple[str, list[str]]:
+    if connection.vendor == "postgresql":
+        literal = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"{column} ILIKE %s ESCAPE '\\'", [f"%{literal}%"]
     # The table keeps no positions (detail=none: a third of the index's size), so a LIKE finds the
     # candidates through the trigrams and FTS5 checks them against the text; LIKE's ESCAPE would
     # keep it from using the index, so "%" and "_" match anything there and instr() makes them literal.
-    return "body LIKE %s AND instr(lower(body), lower(%s)) > 0", [f"%{query}%", query]
+    return f"{column} LIKE %s AND instr(lower({column}), lower(%s)) > 0", [f"%{query}%", query]
+
+
+def _trace_ids_sql(query: str) -> tuple[str, list[str]]:
+    where, params = _where(query, "trace_id")
+    if connection.vendor == "postgresql":
+        return f"SELECT id FROM whyops_local_trace WHERE {where}", params
+    return f"SELECT rowid FROM {TRACE_IDS} WHERE {where}", params
+
+
+def _few(sql: str, params: list[str]) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({sql} LIMIT {_FEW + 1}) AS found", params)
+        return cursor.fetchone()[0] <= _FEW
 
 
 def matching(query: str) -> Q:
     """Traces whose trace id or any event's text holds ``query``."""
-    by_id = Q(trace_id__icontains=query)
-    if available():
-        where, params = _where(query)
-        return by_id | Q(pk__in=RawSQL(f"SELECT trace FROM {TABLE} WHERE {where}", params))
-    from ..models import Event, MessageBlob
-
-    events = Event.objects.annotate(text=Cast("content", TextField()))
-    return (by_id | Q(Exists(events.filter(trace=OuterRef("pk"), text__icontains=query)))
-            | Q(Exists(MessageBlob.objects.filter(trace=OuterRef("pk"), data__icontains=query))))
+    where, params = _where(query)
+    by_text = f"SELECT trace FROM {TABLE} WHERE {where}"
+    by_id, id_params = _trace_ids_sql(query)
+    if _few(by_text, params) and _few(by_id, id_params):
+        # Both through their index, and only the matches sorted.
+        return Q(pk__in=RawSQL(by_id, id_params)) | Q(pk__in=RawSQL(by_text, params))
+    return Q(trace_id__icontains=query) | Q(pk__in=RawSQL(by_text, params))
 
 
 def _around(text: str, query: str, width: int) -> str:
@@ -89,7 +113,7 @@ def _around(text: str, query: str, width: int) -> str:
 def snippets(trace_pks: list[int], query: str, width: int = 50) -> dict[int, str]:
     """For each trace, a little of the text around its first match (a "…" where text is cut); the
     match is between \x02 and \x03 (made <mark> by the page, after escaping)."""
-    if not available() or not trace_pks or not query:
+    if not trace_pks or not query:
         return {}
     where, params = _where(query)
     marks = ", ".join(["%s"] * len(trace_pks))
