@@ -22,7 +22,7 @@ SQLITE_UNDO = ["DROP TRIGGER whyops_trace_search_update", "DROP TRIGGER whyops_t
 # pg_trgm is a trusted extension (PostgreSQL 13+): the database's owner may create it.
 POSTGRESQL = [
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
-    "CREATE TABLE whyops_search (rowid bigint PRIMARY KEY, trace bigint NOT NULL, body text NOT NULL)",
+    "CREATE TABLE whyops_search (rowid bigint PRIMARY KEY, trace bigint, body text NOT NULL)",
     "CREATE INDEX whyops_search_trace ON whyops_search (trace)",
     "CREATE INDEX whyops_search_body ON whyops_search USING gin (body gin_trgm_ops)",
     "CREATE INDEX whyops_trace_id_search ON whyops_local_trace USING gin (trace_id gin_trgm_ops)",

@@ -1,11 +1,12 @@
 """Full-text search over what events say (domain/searchtext.py), in the writer's commit.
 
-A row per event (rowid: the event's id) and per message stored once (rowid: minus the blob's id),
-so a growing history's messages are indexed once, not once per call; trace ids have an index of
-their own. SQLite: FTS5 tables with the trigram tokenizer, so that any substring of 3 characters or
-more is found through the index, case-insensitively (ASCII), as the list's search always did (the
-trace ids' table reads its text from the trace table, kept up to date by triggers). PostgreSQL: a
-plain table with a pg_trgm GIN index, searched with ILIKE. Shorter queries scan the indexed text.
+A row per event (rowid: the event's id, with its trace) and per message stored once (rowid: minus
+the message's id, no trace: the traces using it are its ``MessageBlob`` rows), so a message is
+indexed once however many calls and traces send it; trace ids have an index of their own.
+SQLite: FTS5 tables with the trigram tokenizer, so that any substring of 3 characters or more is
+found through the index, case-insensitively (ASCII), as the list's search always did (the trace
+ids' table reads its text from the trace table, kept up to date by triggers). PostgreSQL: a plain
+table with a pg_trgm GIN index, searched with ILIKE. Shorter queries scan the indexed text.
 """
 
 from typing import Any
@@ -19,6 +20,7 @@ from ..domain.searchtext import text_of
 
 TABLE = "whyops_search"
 TRACE_IDS = "whyops_trace_search"
+USES = "whyops_local_messageblob"
 _ROWS_PER_STATEMENT = 3000
 # Past this many matching rows a query is frequent: the list finds its newest traces sooner by
 # walking the traces newest first than by sorting every match.
@@ -26,7 +28,8 @@ _FEW = 5000
 
 
 def stored_rows(Event, MessageBlob):
-    """``(rowid, trace pk, text)`` for what is already stored (the migrations that build an index)."""
+    """``(rowid, trace pk, text)`` for what is already stored, as the migrations that build an index
+    before messages were shared (0009) meet it: a message per trace, with its trace."""
     for pk, trace, data in MessageBlob.objects.values_list("pk", "trace_id", "data").iterator():
         yield -pk, trace, text_of(jsontext.loads(data))
     for pk, trace, content, packing in Event.objects.values_list("pk", "trace_id", "content", "packing").iterator():
@@ -36,10 +39,10 @@ def stored_rows(Event, MessageBlob):
             yield pk, trace, text
 
 
-def index(events: list, packed: set[int], new_blobs: list[tuple[int, int, Any]]) -> None:
-    """Index freshly inserted ``events`` (whole) and ``new_blobs``: ``(blob id, trace pk, message)``.
-    The messages of ``packed`` events are indexed as their blobs."""
-    rows = [(-pk, trace_pk, text) for pk, trace_pk, message in new_blobs if (text := text_of(message))]
+def index(events: list, packed: set[int], new_messages: list[tuple[int, Any]]) -> None:
+    """Index freshly inserted ``events`` (whole) and ``new_messages``: ``(message id, message)``.
+    The messages of ``packed`` events are indexed as stored messages."""
+    rows = [(-pk, None, text) for pk, message in new_messages if (text := text_of(message))]
     for event in events:
         content = event.content
         if event.pk in packed:
@@ -53,17 +56,23 @@ def index(events: list, packed: set[int], new_blobs: list[tuple[int, int, Any]])
                            [value for row in chunk for value in row])
 
 
-def forget(trace_pks: list[int]) -> None:
-    if not trace_pks:
-        return
-    from ..models import Event, MessageBlob
-
-    rowids = [*Event.objects.filter(trace_id__in=trace_pks).values_list("pk", flat=True),
-              *(-pk for pk in MessageBlob.objects.filter(trace_id__in=trace_pks).values_list("pk", flat=True))]
+def _delete(rowids: list[int]) -> None:
     with connection.cursor() as cursor:
         for start in range(0, len(rowids), 5000):
             chunk = rowids[start:start + 5000]
             cursor.execute(f"DELETE FROM {TABLE} WHERE rowid IN ({', '.join(['%s'] * len(chunk))})", chunk)
+
+
+def forget(trace_pks: list[int]) -> None:
+    """Unindex the events of these traces (their messages go with ``forget_messages``)."""
+    from ..models import Event
+
+    if trace_pks:
+        _delete(list(Event.objects.filter(trace_id__in=trace_pks).values_list("pk", flat=True)))
+
+
+def forget_messages(message_pks: list[int]) -> None:
+    _delete([-pk for pk in message_pks])
 
 
 def _where(query: str, column: str = "body") -> tuple[str, list[str]]:
@@ -89,10 +98,17 @@ def _few(sql: str, params: list[str]) -> bool:
         return cursor.fetchone()[0] <= _FEW
 
 
+def _text_sql(query: str) -> tuple[str, list[str]]:
+    """The traces of the events whose text holds ``query``, and of those using a message that does."""
+    where, params = _where(query)
+    # A message's row has no trace, an event's no message: each half finds only its own.
+    return (f"SELECT trace FROM {TABLE} WHERE {where} UNION ALL SELECT trace_id FROM {USES}"
+            f" WHERE message_id IN (SELECT -rowid FROM {TABLE} WHERE {where})", params * 2)
+
+
 def matching(query: str) -> Q:
     """Traces whose trace id or any event's text holds ``query``."""
-    where, params = _where(query)
-    by_text = f"SELECT trace FROM {TABLE} WHERE {where}"
+    by_text, params = _text_sql(query)
     by_id, id_params = _trace_ids_sql(query)
     if _few(by_text, params) and _few(by_id, id_params):
         # Both through their index, and only the matches sorted.
@@ -119,7 +135,10 @@ def snippets(trace_pks: list[int], query: str, width: int = 50) -> dict[int, str
     marks = ", ".join(["%s"] * len(trace_pks))
     found: dict[int, str] = {}
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT trace, body FROM {TABLE} WHERE {where} AND trace IN ({marks})", [*params, *trace_pks])
+        cursor.execute(f"SELECT trace, body FROM {TABLE} WHERE {where} AND trace IN ({marks})"
+                       f" UNION ALL SELECT u.trace_id, s.body FROM {TABLE} s JOIN {USES} u ON u.message_id = -s.rowid"
+                       f" WHERE {where} AND u.trace_id IN ({marks})",
+                       [*params, *trace_pks, *params, *trace_pks])
         for trace, text in cursor.fetchall():
             if trace not in found:
                 found[trace] = " ".join(_around(text, query, width).split())
