@@ -1,12 +1,14 @@
 """How fast the pages are on this machine: a 5,000-event trace and a list of 100,000 traces.
 
-    /work/venv/bin/python bench/pages.py [--events 5000] [--traces 100000]
+    /work/venv/bin/python bench/pages.py [--events 5000] [--traces 100000] [--list-only] [--before ../main]
 
 Builds the data in a throwaway data dir through the real storage path (the 5,000-event trace) or
 bulk inserts (the 100,000 traces), starts the real server (manage.py runserver, daphne), then
 measures the HTML served time (httpx, median of 5) and the time to interactive in headless
 Chromium (navigation start -> the page's "whyops-ready" mark, median of 3). Targets: HTML < 1 s,
-interactive < 3 s.
+interactive < 3 s; the list's search at 100,000 traces < 50 ms. ``--list-only`` builds and measures
+the list alone; ``--before DIR`` serves the same list from another checkout too (say ``/work/main``),
+the two measured in turn, printed side by side.
 """
 
 import argparse
@@ -202,6 +204,8 @@ def main() -> None:
     parser.add_argument("--traces", type=int, default=100_000)
     parser.add_argument("--calls", type=int, default=200, help="calls of the proxied run whose history grows")
     parser.add_argument("--keep", action="store_true", help="keep the data dir (printed) for a look afterwards")
+    parser.add_argument("--list-only", action="store_true", help="only the list of --traces traces")
+    parser.add_argument("--before", type=Path, help="another checkout whose list to measure beside this one's")
     args = parser.parse_args()
     try:
         run(args)
@@ -214,15 +218,19 @@ def run(args: argparse.Namespace) -> None:
     call_command("migrate", interactive=False, verbosity=0)
     register_agent(AGENT, {"systemPrompt": "You are a support agent.", "tools": []})
     print(f"data dir {DATA_DIR}")
-    print(f"built {args.events}-event trace in 50 turns: {build_trace('bench-turns', args.events, 50):.1f} s")
-    print(f"built {args.events}-event trace in 1 turn:   {build_trace('bench-one-turn', args.events, 1):.1f} s")
-    seconds, size = build_proxied_trace("bench-proxied", args.calls)
-    print(f"built {args.calls}-call proxied run ({size / 1e6:.0f} MB of requests): {seconds:.1f} s")
+    if not args.list_only:
+        print(f"built {args.events}-event trace in 50 turns: {build_trace('bench-turns', args.events, 50):.1f} s")
+        print(f"built {args.events}-event trace in 1 turn:   {build_trace('bench-one-turn', args.events, 1):.1f} s")
+        seconds, size = build_proxied_trace("bench-proxied", args.calls)
+        print(f"built {args.calls}-call proxied run ({size / 1e6:.0f} MB of requests): {seconds:.1f} s")
     if args.traces:
         print(f"built {args.traces} list traces:            {build_many_traces(args.traces):.1f} s")
     from django.db import connections
 
     connections.close_all()
+    if args.list_only:
+        list_page(args)
+        return
 
     from tests.browser import CHROMIUM, chromium
     from tests.servers import run_server
@@ -238,24 +246,6 @@ def run(args: argparse.Namespace) -> None:
                             ("proxied run, last call's panel", f"/traces/bench-proxied?step={args.calls * 2}&partial=panel")):
             seconds, size = served(server.url + path)
             print(f"  {label:<44} {seconds * 1000:6.0f} ms {size / 1024:6.0f} KB  < 1000 ms {'ok' if seconds < 1 else 'SLOW'}")
-        if args.traces:
-            print(f"\nList page with {Trace.objects.count():,} traces (median of 5)")
-            import re
-
-            import httpx
-
-            html = httpx.get(server.url + "/").text
-            cursor = re.search(r'id="next-page" href="\?cursor=([^"]+)"', html).group(1)
-            for label, path in (("newest", "/"), ("next page (keyset)", f"/?cursor={cursor}"),
-                                ("agent filter", "/?agent=list-agent-3"), ("user filter", "/?user=user-7"),
-                                ("has error", "/?has_error=yes"), ("model filter", "/?model=claude-sonnet-4-5"),
-                                ("free text, frequent match", "/?q=needle"),
-                                ("free text, no match", "/?q=no-such-words"),
-                                ("free text, one match", "/?q=list-0042"),
-                                ("free text, 2 characters (no index)", "/?q=zq")):
-                seconds, _ = served(server.url + path)
-                target = "  < 50 ms " + ("ok" if seconds < 0.05 else "SLOW") if "index" not in label and "free" in label else ""
-                print(f"  {label:<44} {seconds * 1000:6.0f} ms{target}")
         if CHROMIUM.exists():
             print("\nHeadless Chromium (median of 3)              interactive   click->panel   target")
             from tests.browser import wait_ready
@@ -284,6 +274,39 @@ def run(args: argparse.Namespace) -> None:
                           f"{'ok' if ready < 2 and 0 <= find < 0.2 else 'SLOW'}")
         else:
             print("\n(no /usr/bin/chromium: browser figures skipped)")
+    if args.traces:
+        list_page(args)
+
+
+LIST_CASES = (("newest", "/"), ("next page (keyset)", "/?cursor={cursor}"),
+              ("agent filter", "/?agent=list-agent-3"), ("user filter", "/?user=user-7"),
+              ("has error", "/?has_error=yes"), ("model filter", "/?model=claude-sonnet-4-5"),
+              ("free text, frequent match", "/?q=needle"),
+              ("free text, no match", "/?q=no-such-words"),
+              ("free text, one match", "/?q=list-0042"),
+              ("free text, 2 characters (no index)", "/?q=zq"))
+
+
+def list_page(args: argparse.Namespace) -> None:
+    """The list's HTML served time for each filter, this checkout's (and ``--before``'s) in turn."""
+    import re
+    from contextlib import ExitStack
+
+    import httpx
+
+    from tests.servers import ROOT as THIS
+    from tests.servers import run_server
+
+    roots = {"this": THIS, **({"before": args.before.resolve()} if args.before else {})}
+    with ExitStack() as stack:
+        servers = {name: stack.enter_context(run_server(DATA_DIR, root=root)) for name, root in roots.items()}
+        html = httpx.get(servers["this"].url + "/").text
+        cursor = re.search(r'id="next-page" href="\?cursor=([^"]+)"', html).group(1)
+        print(f"\nList page with {Trace.objects.count():,} traces (median of 5)  " + "  ".join(f"{n:>8}" for n in servers))
+        for label, path in LIST_CASES:
+            times = {name: served(server.url + path.format(cursor=cursor))[0] for name, server in servers.items()}
+            target = "  < 50 ms " + ("ok" if times["this"] < 0.05 else "SLOW") if "index" not in label and "free" in label else ""
+            print(f"  {label:<44} " + "  ".join(f"{t * 1000:5.0f} ms" for t in times.values()) + target)
 
 
 if __name__ == "__main__":
