@@ -66,7 +66,8 @@ def test_messages_stored_once_per_trace_become_one_shared_message(migrate_to):
     from whyops_local.models import Message
     from whyops_local.models import Trace as NewTrace
 
-    assert Message.objects.filter(data__contains="kestrel").count() == 1
+    assert Message.objects.filter(digest=delta.digest(jsontext.dumps(shared).encode())).count() == 1
+    assert Message.objects.filter(uses__trace__trace_id__startswith="old-shared-").distinct().count() == 3
     for name, history in histories.items():
         assert NewEvent.objects.get(trace__trace_id=f"old-shared-{name}").content["messages"] == history
     assert sorted(t.trace_id for t in NewTrace.objects.filtered(q="prompt, kestrel")) == ["old-shared-one", "old-shared-two"]

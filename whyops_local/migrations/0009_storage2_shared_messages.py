@@ -1,10 +1,10 @@
 """Each distinct message stored once in the database (storage/content.py), not once per trace: the
-per-trace rows (``MessageBlob``) become a trace's uses of a shared ``Message``, keeping their ids
-(which events' message lists hold), and the search index gets a row per message."""
+per-trace rows (``MessageBlob``) become a trace's uses of a shared ``Message`` (its JSON squeezed),
+keeping their ids (which events' message lists hold), and the search index gets a row per message."""
 
 from django.db import migrations, models
 
-from whyops_local.domain import jsontext
+from whyops_local.domain import delta, jsontext
 from whyops_local.domain.searchtext import text_of
 
 _BATCH = 500
@@ -23,15 +23,17 @@ def share(apps, schema_editor) -> None:
     for blob in MessageBlob.objects.order_by("pk").iterator(chunk_size=_BATCH):
         digest = bytes(blob.digest)
         if digest not in ids:
-            ids[digest] = Message.objects.create(digest=digest, data=blob.data).pk
+            ids[digest] = Message.objects.create(digest=digest, data=delta.squeeze(blob.data.encode())).pk
         MessageBlob.objects.filter(pk=blob.pk).update(message_id=ids[digest])
-    _index(schema_editor, ((-pk, None, data) for pk, data in Message.objects.values_list("pk", "data").iterator()))
+    _index(schema_editor, ((-pk, None, delta.unsqueeze(bytes(data)).decode())
+                           for pk, data in Message.objects.values_list("pk", "data").iterator()))
 
 
 def unshare(apps, schema_editor) -> None:
     MessageBlob = apps.get_model("whyops_local", "MessageBlob")
     for blob in MessageBlob.objects.select_related("message").iterator(chunk_size=_BATCH):
-        MessageBlob.objects.filter(pk=blob.pk).update(digest=blob.message.digest, data=blob.message.data)
+        MessageBlob.objects.filter(pk=blob.pk).update(digest=blob.message.digest,
+                                                      data=delta.unsqueeze(bytes(blob.message.data)).decode())
     _index(schema_editor, ((-pk, trace, data) for pk, trace, data in
                            MessageBlob.objects.values_list("pk", "trace_id", "data").iterator()))
 
@@ -48,7 +50,7 @@ class Migration(migrations.Migration):
             fields=[
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
                 ("digest", models.BinaryField(max_length=16, unique=True)),
-                ("data", models.TextField()),
+                ("data", models.BinaryField()),
             ],
         ),
         migrations.RemoveConstraint(model_name="messageblob", name="message_blob_digest_unique"),

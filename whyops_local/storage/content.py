@@ -143,7 +143,8 @@ def _blob_ids(trace_pk: int, texts: list[str], messages: list, created: list, ha
         fresh = {d: (text, message) for d, text, message in zip(digests, texts, messages, strict=True)
                  if d not in have and d not in stored}
         if fresh:
-            made = Message.objects.bulk_create([Message(digest=d, data=text) for d, (text, _) in fresh.items()])
+            made = Message.objects.bulk_create(
+                [Message(digest=d, data=delta.squeeze(text.encode())) for d, (text, _) in fresh.items()])
             stored.update((m.digest, m.pk) for m in made)
             created += [(m.pk, message) for m, (_, message) in zip(made, fresh.values(), strict=True)]
         wanted = [stored[d] for d in unknown]
@@ -265,7 +266,7 @@ def _blob_values(ids: set[int]) -> dict[int, Any]:
     ordered = sorted(ids)
     for start in range(0, len(ordered), _IN_CHUNK):
         rows = MessageBlob.objects.filter(pk__in=ordered[start:start + _IN_CHUNK]).values_list("pk", "message__data")
-        found.update((pk, jsontext.loads(data)) for pk, data in rows)
+        found.update((pk, jsontext.loads(delta.unsqueeze(bytes(data)))) for pk, data in rows)
     return found
 
 
