@@ -4,9 +4,12 @@ A row per event (rowid: the event's id, with its trace) and per message stored o
 the message's id, no trace: the traces using it are its ``MessageBlob`` rows), so a message is
 indexed once however many calls and traces send it; trace ids have an index of their own.
 SQLite: FTS5 tables with the trigram tokenizer, so that any substring of 3 characters or more is
-found through the index, case-insensitively (ASCII), as the list's search always did (the trace
-ids' table reads its text from the trace table, kept up to date by triggers). PostgreSQL: a plain
-table with a pg_trgm GIN index, searched with ILIKE. Shorter queries scan the indexed text.
+found through the index, case-insensitively (ASCII), as the list's search always did. They keep
+no text of their own (it was a third of a growing history's database): the text index reads it
+from the stored rows through a view (``SOURCE``) that calls ``stored_text`` (a SQL function every
+connection gets), the trace ids' index from the trace table, kept up to date by triggers.
+PostgreSQL: a plain table with a pg_trgm GIN index, searched with ILIKE. Shorter queries scan the
+indexed text.
 """
 
 from typing import Any
@@ -15,16 +18,33 @@ from django.db import connection
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
 
-from ..domain import jsontext
+from ..domain import delta, jsontext
 from ..domain.searchtext import text_of
 
 TABLE = "whyops_search"
+SOURCE = "whyops_search_source"
 TRACE_IDS = "whyops_trace_search"
 USES = "whyops_local_messageblob"
 _ROWS_PER_STATEMENT = 3000
 # Past this many matching rows a query is frequent: the list finds its newest traces sooner by
 # walking the traces newest first than by sorting every match.
 _FEW = 5000
+
+
+def stored_text(value: str | bytes | None, packed: int) -> str:
+    """What ``index`` indexes of a stored row: a message's squeezed JSON, or an event's content
+    (JSON text) without the messages stored apart when ``packed``."""
+    if isinstance(value, bytes):
+        return text_of(jsontext.loads(delta.unsqueeze(value)))
+    content = None if value is None else jsontext.loads(value)
+    if packed:
+        content = {k: v for k, v in content.items() if k != "messages"} if isinstance(content, dict) else None
+    return text_of(content)
+
+
+def on_connection(sender, connection, **kwargs) -> None:
+    if connection.vendor == "sqlite":
+        connection.connection.create_function("whyops_stored_text", 2, stored_text, deterministic=True)
 
 
 def stored_rows(Event, MessageBlob):
@@ -57,10 +77,18 @@ def index(events: list, packed: set[int], new_messages: list[tuple[int, Any]]) -
 
 
 def _delete(rowids: list[int]) -> None:
+    """Unindex these rows, before the rows they index are deleted (SQLite's index is told the text it
+    indexed, read back through the view; a row without text was never indexed, and telling the
+    index of it would break the index's counts)."""
     with connection.cursor() as cursor:
         for start in range(0, len(rowids), 5000):
             chunk = rowids[start:start + 5000]
-            cursor.execute(f"DELETE FROM {TABLE} WHERE rowid IN ({', '.join(['%s'] * len(chunk))})", chunk)
+            marks = ", ".join(["%s"] * len(chunk))
+            if connection.vendor == "sqlite":
+                cursor.execute(f"INSERT INTO {TABLE} ({TABLE}, rowid, trace, body) SELECT 'delete', id, trace, body"
+                               f" FROM {SOURCE} WHERE id IN ({marks}) AND body != ''", chunk)
+            else:
+                cursor.execute(f"DELETE FROM {TABLE} WHERE rowid IN ({marks})", chunk)
 
 
 def forget(trace_pks: list[int]) -> None:
