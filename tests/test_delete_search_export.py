@@ -46,7 +46,8 @@ def test_deleting_a_trace_by_the_api_removes_it_and_only_it(server):
     assert httpx.get(f"{server.api}/traces/{kept}").json()["eventCount"] == 2
 
 
-@pytest.mark.parametrize("needle", ['say "yes"', "100%", "snake_case_name", "glob*star", "naïve café 東京", "ok"])
+@pytest.mark.parametrize("needle", ['say "yes"', "100%", "snake_case_name", "glob*star", "naïve café 東京",
+                                    "ok", "東京", '"q', "%_"])  # the last four shorter than a trigram
 def test_search_finds_text_literally_special_characters_included(server, needle):
     trace_id = f"search-{uuid.uuid4().hex[:8]}"
     sdk_trace(server, trace_id, f"before {needle} after")
