@@ -287,6 +287,18 @@ LIST_CASES = (("newest", "/"), ("next page (keyset)", "/?cursor={cursor}"),
               ("free text, 2 characters (no index)", "/?q=zq"))
 
 
+def _migrated_back(other: Path) -> Path:
+    """A copy of the data, migrated back (by this checkout) to the other checkout's newest migration."""
+    import subprocess
+
+    newest = max(path.stem for path in (other / "whyops_local" / "migrations").glob("0*.py"))
+    copy = Path(tempfile.mkdtemp(prefix="whyops-bench-before-"))
+    shutil.copy(DATA_DIR / "whyops.sqlite3", copy / "whyops.sqlite3")
+    subprocess.run([sys.executable, "manage.py", "migrate", "whyops_local", newest, "-v0"], cwd=ROOT, check=True,
+                   env={**os.environ, "WHYOPS_DATA_DIR": str(copy)})
+    return copy
+
+
 def list_page(args: argparse.Namespace) -> None:
     """The list's HTML served time for each filter, this checkout's (and ``--before``'s) in turn."""
     import re
@@ -297,9 +309,10 @@ def list_page(args: argparse.Namespace) -> None:
     from tests.servers import ROOT as THIS
     from tests.servers import run_server
 
-    roots = {"this": THIS, **({"before": args.before.resolve()} if args.before else {})}
+    dirs = {"this": (THIS, DATA_DIR), **({"before": (args.before.resolve(), _migrated_back(args.before.resolve()))}
+                                         if args.before else {})}
     with ExitStack() as stack:
-        servers = {name: stack.enter_context(run_server(DATA_DIR, root=root)) for name, root in roots.items()}
+        servers = {name: stack.enter_context(run_server(data, root=root)) for name, (root, data) in dirs.items()}
         html = httpx.get(servers["this"].url + "/").text
         cursor = re.search(r'id="next-page" href="\?cursor=([^"]+)"', html).group(1)
         print(f"\nList page with {Trace.objects.count():,} traces (median of 5)  " + "  ".join(f"{n:>8}" for n in servers))
