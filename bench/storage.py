@@ -67,16 +67,18 @@ def _wait_recorded(server, trace_id: str, events: int) -> dict:
     raise RuntimeError("the calls were not all recorded")
 
 
-def _db_bytes(path: Path) -> tuple[int, int]:
-    """(the file after a checkpoint, the file VACUUMed: what the data needs)."""
+def _db_bytes(path: Path) -> tuple[int, int, dict[str, int]]:
+    """(the file after a checkpoint, the file VACUUMed: what the data needs, its bytes per table and index)."""
     db = sqlite3.connect(path)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     on_disk = path.stat().st_size + (Path(f"{path}-wal").stat().st_size if Path(f"{path}-wal").exists() else 0)
     with tempfile.TemporaryDirectory() as scratch:
         db.execute("VACUUM INTO ?", (f"{scratch}/compact.sqlite3",))
         compact = Path(f"{scratch}/compact.sqlite3").stat().st_size
+        with sqlite3.connect(f"{scratch}/compact.sqlite3") as copy:
+            parts = dict(copy.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC"))
     db.close()
-    return on_disk, compact
+    return on_disk, compact, parts
 
 
 def measure(root: Path, upstream: FakeUpstream, calls: int) -> dict:
@@ -91,9 +93,9 @@ def measure(root: Path, upstream: FakeUpstream, calls: int) -> dict:
         exchange = trace["events"][-1]["exchangeId"]
         raw_route = f"{server.api}/exchanges/{exchange}/request"
         raw_ok = httpx.get(raw_route).content == sent[-1] if httpx.get(raw_route).status_code == 200 else None
-        on_disk, compact = _db_bytes(server.sqlite_path)
+        on_disk, compact, parts = _db_bytes(server.sqlite_path)
         return {
-            "distinct": distinct, "sent": sum(map(len, sent)), "on_disk": on_disk, "compact": compact,
+            "distinct": distinct, "sent": sum(map(len, sent)), "on_disk": on_disk, "compact": compact, "parts": parts,
             "server_ms": own * 1000 / calls, "writer_ms": writer * 1000 / calls,
             "page_ms": _median_ms(f"{server.url}/traces/{trace_id}"),
             "api_ms": _median_ms(f"{server.api}/traces/{trace_id}"),
@@ -121,6 +123,9 @@ def main() -> None:
               f" {r['server_ms']:>14.2f}ms {r['writer_ms']:>14.2f}ms {r['page_ms']:>9.1f}ms {r['api_ms']:>8.1f}ms"
               f" {r['exchange_ms']:>7.1f}ms  {r['raw_ok']}")
     print("target: vacuumed size <= 3x the distinct message bytes")
+    for name, r in runs.items():
+        print(f"{name}: where the vacuumed bytes go (dbstat, KB): "
+              + ", ".join(f"{table} {size / 1e3:.0f}" for table, size in list(r["parts"].items())[:10]))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,13 @@
 import pytest
 
 BEFORE = [("whyops_local", "0003_event_type_choices")]
-AFTER = [("whyops_local", "0006b_search")]
+
+
+def _newest():
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+
+    return MigrationLoader(connection).graph.leaf_nodes()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -21,7 +27,7 @@ def test_stored_bodies_and_histories_are_converted_and_read_back_the_same(migrat
                                            started_at="2026-01-01T00:00:00Z")
         Event.objects.create(trace=trace, agent=agent, event_type="user_message", step_id=step, span_id=f"s{step}",
                              timestamp="2026-01-01T00:00:00Z", content={"messages": history}, exchange=exchange)
-    migrate_to(AFTER)
+    migrate_to(_newest())
 
     from whyops_local.models import Event as NewEvent
     from whyops_local.models import Trace
@@ -33,3 +39,36 @@ def test_stored_bodies_and_histories_are_converted_and_read_back_the_same(migrat
     assert exchanges[1].request_base == exchanges[0].pk  # now a delta of the one before
     assert exchanges[2].chunks == [[1.0, "data: é\n\n"]] and exchanges[2].response_bytes() == "data: é\n\n".encode()
     assert list(Trace.objects.filtered(q="turn 3")) == [events[0].trace]  # and searchable
+    assert list(Trace.objects.filtered(q="LD-TRA")) == [events[0].trace]  # by its id too, through the index
+
+
+@pytest.mark.django_db(transaction=True)
+def test_messages_stored_once_per_trace_become_one_shared_message(migrate_to):
+    from whyops_local.domain import delta, jsontext
+
+    old = migrate_to([("whyops_local", "0008_search_indexes")])
+    agent = old.get_model("whyops_local", "Agent").objects.create(name="old-shared")
+    Trace, Event = old.get_model("whyops_local", "Trace"), old.get_model("whyops_local", "Event")
+    MessageBlob = old.get_model("whyops_local", "MessageBlob")
+    shared = {"role": "system", "content": "a shared prompt, kestrel"}
+    histories = {name: [shared, {"role": "user", "content": f"question of {name}"}] for name in ("one", "two")}
+    for name, history in histories.items():
+        trace = Trace.objects.create(trace_id=f"old-shared-{name}", agent=agent, started_at="2026-01-01T00:00:00Z",
+                                     last_event_at="2026-01-01T00:00:00Z")
+        ids = [MessageBlob.objects.create(trace=trace, digest=delta.digest(jsontext.dumps(m).encode()),
+                                          data=jsontext.dumps(m)).pk for m in history]
+        Event.objects.create(trace=trace, agent=agent, event_type="user_message", step_id=1, span_id=f"s-{name}",
+                             timestamp="2026-01-01T00:00:00Z", content={"messages": None},
+                             packing={"messages": delta.runs(ids)})
+    migrate_to(_newest())
+
+    from whyops_local.models import Event as NewEvent
+    from whyops_local.models import Message
+    from whyops_local.models import Trace as NewTrace
+
+    assert Message.objects.filter(digest=delta.digest(jsontext.dumps(shared).encode())).count() == 1
+    assert Message.objects.filter(uses__trace__trace_id__startswith="old-shared-").distinct().count() == 3
+    for name, history in histories.items():
+        assert NewEvent.objects.get(trace__trace_id=f"old-shared-{name}").content["messages"] == history
+    assert sorted(t.trace_id for t in NewTrace.objects.filtered(q="prompt, kestrel")) == ["old-shared-one", "old-shared-two"]
+    assert [t.trace_id for t in NewTrace.objects.filtered(q="question of two")] == ["old-shared-two"]

@@ -57,8 +57,9 @@ def test_a_growing_history_run_is_stored_small_and_reads_back_byte_for_byte(prox
     stored = db.execute(
         "SELECT SUM(LENGTH(request_data) + LENGTH(response_data)) FROM whyops_local_exchange WHERE id IN "
         f"({', '.join(map(str, exchanges))})").fetchone()[0]
-    stored += db.execute("SELECT SUM(LENGTH(data)) FROM whyops_local_messageblob b JOIN whyops_local_trace t "
-                         "ON b.trace_id = t.id WHERE t.trace_id = ?", (trace_id,)).fetchone()[0]
+    stored += db.execute("SELECT SUM(LENGTH(m.data)) FROM whyops_local_message m JOIN whyops_local_messageblob b"
+                         " ON b.message_id = m.id JOIN whyops_local_trace t ON b.trace_id = t.id WHERE t.trace_id = ?",
+                         (trace_id,)).fetchone()[0]
     assert stored <= 2 * distinct < sum(map(len, sent)) / 5
 
 
@@ -74,3 +75,44 @@ def test_a_request_stored_as_a_delta_of_another_reads_back_whole():
     second.save()
     assert depth == 1 and second.request_base == first.pk
     assert Exchange.objects.get(pk=second.pk).request_bytes() == b'{"messages": [1, 2]}'
+
+
+@pytest.mark.django_db
+def test_two_traces_sharing_a_system_prompt_and_a_history_prefix_store_them_once():
+    from whyops_local.domain.schemas import EventIn
+    from whyops_local.models import Event, Message, Trace
+    from whyops_local.storage import search
+    from whyops_local.storage.retention import delete_trace_named
+
+    from .storing import record_events
+
+    mark = uuid.uuid4().hex
+    prefix = [{"role": "system", "content": f"{mark} You are a support agent."},
+              {"role": "user", "content": f"{mark} Where is order 7?"},
+              {"role": "assistant", "content": f"{mark} It left the warehouse."}]
+    histories = {name: [*prefix, {"role": "user", "content": f"{mark} and {name}?"}] for name in ("first", "second")}
+    for name, history in histories.items():
+        record_events([EventIn.model_validate({"eventType": "user_message", "traceId": f"{mark}-{name}", "agentName": "shared",
+                                               "content": {"messages": history}})])
+    ids = set(Message.objects.filter(uses__trace__trace_id__startswith=mark).values_list("pk", flat=True))
+    stored = Message.objects.filter(pk__in=ids)
+    assert len(ids) == len(prefix) + 2  # the prefix once, each trace's last question once
+
+    def messages(name: str) -> list:
+        return Event.objects.get(trace__trace_id=f"{mark}-{name}").content["messages"]
+
+    def found(text: str) -> list[str]:
+        return sorted(t.trace_id for t in Trace.objects.filtered(q=text))
+
+    assert messages("first") == histories["first"] and messages("second") == histories["second"]
+    assert found(f"{mark} It left") == [f"{mark}-first", f"{mark}-second"]  # the shared message's search row
+    delete_trace_named(f"{mark}-first")
+    assert messages("second") == histories["second"] and stored.count() == len(prefix) + 1
+    assert found(f"{mark} It left") == [f"{mark}-second"] and found(f"{mark} and first") == []
+    delete_trace_named(f"{mark}-second")
+    assert stored.count() == 0
+    from django.db import connection
+
+    with connection.cursor() as cursor:  # and no search row is left of them
+        cursor.execute(f"SELECT count(*) FROM {search.TABLE} WHERE body LIKE %s", [f"%{mark}%"])
+        assert cursor.fetchone()[0] == 0

@@ -15,8 +15,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from .browser import ARTIFACTS, chromium, needs_chromium, wait_ready
 from .servers import ROOT
 
-# PostgreSQL has no search index yet (its search scans the stored JSON, where quotes are escaped, and
-# shows no snippet), and one database stands for every data dir there.
+# On PostgreSQL one database stands for every data dir.
 sqlite_only = pytest.mark.skipif(bool(os.environ.get("DATABASE_URL")), reason="SQLite's search index and data dirs")
 
 
@@ -47,8 +46,8 @@ def test_deleting_a_trace_by_the_api_removes_it_and_only_it(server):
     assert httpx.get(f"{server.api}/traces/{kept}").json()["eventCount"] == 2
 
 
-@sqlite_only
-@pytest.mark.parametrize("needle", ['say "yes"', "100%", "snake_case_name", "glob*star", "naïve café 東京", "ok"])
+@pytest.mark.parametrize("needle", ['say "yes"', "100%", "snake_case_name", "glob*star", "naïve café 東京",
+                                    "ok", "東京", '"q', "%_"])  # the last four shorter than a trigram
 def test_search_finds_text_literally_special_characters_included(server, needle):
     trace_id = f"search-{uuid.uuid4().hex[:8]}"
     sdk_trace(server, trace_id, f"before {needle} after")
@@ -57,41 +56,42 @@ def test_search_finds_text_literally_special_characters_included(server, needle)
     assert trace_id not in found(server, needle.replace(needle[-1], "\u2603"))
 
 
-@sqlite_only
 def test_search_looks_in_answers_tool_arguments_and_results_thinking_and_errors(server):
     trace_id = f"kinds-{uuid.uuid4().hex[:8]}"
+    qq = trace_id[-8:]  # words of this run only: on PostgreSQL one database serves every run
     span = str(uuid.uuid4())
     base = {"traceId": trace_id, "agentName": "shop"}
     ingest(server, [
-        {**base, "eventType": "llm_response", "content": {"content": "answer-word-qq"},
+        {**base, "eventType": "llm_response", "content": {"content": f"answer-word-{qq}"},
          "metadata": {"model": "m", "provider": "p"}},
         {**base, "eventType": "tool_call_request", "spanId": span, "metadata": {"tool": "lookup"},
-         "content": {"toolCalls": [{"name": "lookup", "arguments": {"orderId": "argument-qq"}}]}},
+         "content": {"toolCalls": [{"name": "lookup", "arguments": {"orderId": f"argument-{qq}"}}]}},
         {**base, "eventType": "tool_call_response", "spanId": span, "metadata": {"tool": "lookup"},
-         "content": {"toolCalls": [{"name": "lookup", "arguments": {}}], "toolResults": {"status": "result-qq"}}},
-        {**base, "eventType": "llm_thinking", "content": {"type": "thinking", "thinking": "thinking-qq"}},
-        {**base, "eventType": "error", "content": {"message": "error-qq"}},
+         "content": {"toolCalls": [{"name": "lookup", "arguments": {}}], "toolResults": {"status": f"result-{qq}"}}},
+        {**base, "eventType": "llm_thinking", "content": {"type": "thinking", "thinking": f"thinking-{qq}"}},
+        {**base, "eventType": "error", "content": {"message": f"error-{qq}"}},
     ])
-    for word in ("answer-word-qq", "argument-qq", "result-qq", "thinking-qq", "error-qq"):
+    for word in (f"answer-word-{qq}", f"argument-{qq}", f"result-{qq}", f"thinking-{qq}", f"error-{qq}"):
         assert found(server, word) == [trace_id], word
-    page = httpx.get(server.url + "/", params={"q": "thinking-qq"}).text
-    assert "<mark>thinking-qq</mark>" in page  # the snippet of where it matched
+    page = httpx.get(server.url + "/", params={"q": f"thinking-{qq}"}).text
+    assert f"<mark>thinking-{qq}</mark>" in page  # the snippet of where it matched
 
 
 def test_search_finds_a_proxied_conversation_s_messages_stored_once(proxied, fake):
     fake.gate.set()
     trace_id = f"proxied-search-{uuid.uuid4().hex[:8]}"
+    run = trace_id[-8:]
     headers = {"X-Trace-ID": trace_id}
-    history = [{"role": "user", "content": "first question zebra-quartz"}]
+    history = [{"role": "user", "content": f"first question zebra-quartz {run}"}]
     for turn in range(3):
         answer = httpx.post(f"{proxied.proxy}/v1/chat/completions", headers=headers, timeout=30,
                             json={"model": "gpt-4o-mini", "messages": history}).json()
-        history += [answer["choices"][0]["message"], {"role": "user", "content": f"follow-up {turn}"}]
+        history += [answer["choices"][0]["message"], {"role": "user", "content": f"follow-up {turn} of {run}"}]
     from .proxy_fixtures import read_trace
 
     read_trace(proxied, trace_id, events=6)
-    assert found(proxied, "zebra-quartz") == [trace_id]
-    assert found(proxied, "follow-up 1") == [trace_id]
+    assert found(proxied, f"zebra-quartz {run}") == [trace_id]
+    assert found(proxied, f"follow-up 1 of {run}") == [trace_id]
 
 
 def _manage(data_dir: Path, *args: str) -> str:

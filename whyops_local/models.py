@@ -437,19 +437,27 @@ class Event(TokenColumns):
 
 
 
-class MessageBlob(models.Model):
-    """A message of a trace's conversation, stored once however many of its calls resend it."""
+class Message(models.Model):
+    """A message of a conversation, stored once in the database however many calls and traces resend it."""
 
-    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="+", db_index=False)
-    digest = models.BinaryField(max_length=16)
-    # Its JSON, plain: searched like events' content, and small beside what it replaces.
-    data = models.TextField()
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["trace", "digest"], name="message_blob_digest_unique")]
+    digest = models.BinaryField(max_length=16, unique=True)
+    data = models.BinaryField()  # its JSON, squeezed (domain.delta): searched through the search index
 
     def __str__(self) -> str:
-        return f"message {self.pk} of trace {self.trace_id}"
+        return f"message {self.pk}"
+
+
+class MessageBlob(models.Model):
+    """A trace's use of a message: what its events' message lists hold, and what keeps the message stored."""
+
+    trace = models.ForeignKey(Trace, on_delete=models.CASCADE, related_name="+", db_index=False)
+    message = models.ForeignKey(Message, on_delete=models.PROTECT, related_name="uses")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["trace", "message"], name="message_blob_use_unique")]
+
+    def __str__(self) -> str:
+        return f"message {self.message_id} of trace {self.trace_id}"
 
 
 class OtelConversation(models.Model):

@@ -7,8 +7,10 @@ Here:
 - a proxied request body is stored as a delta of the trace's previous request body
   (``domain.delta.split``), byte-exact, the delta zstd-squeezed; reading follows the chain of bases
   in one recursive query;
-- the messages of a ``user_message`` / ``tool_result`` are stored once per trace (``MessageBlob``),
-  the event keeping their ids as runs; its system prompt and tools, when they are its agent
+- the messages of a ``user_message`` / ``tool_result`` are stored once in the database (``Message``,
+  by digest, shared by the traces that send them), each trace holding a use of each
+  (``MessageBlob``) and the event keeping the uses' ids as runs; a message no trace uses any more
+  is deleted with the last one (``collect``); its system prompt and tools, when they are its agent
   version's, are read from the version;
 - a response body is squeezed, and a stream's chunks keep only their arrival time and length.
 
@@ -20,9 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection
+from django.db.models import Exists, OuterRef
 
 from ..domain import delta, jsontext
-from ..models import AgentVersion, Event, Exchange, MessageBlob
+from ..models import AgentVersion, Event, Exchange, Message, MessageBlob
 
 PACKED_KINDS = frozenset({"user_message", "tool_result"})
 _VERSION_KEYS = {"systemPrompt": "system_prompt", "tools": "tools"}
@@ -121,21 +124,52 @@ def _messages_of(event: Event) -> list | None:
     return messages if isinstance(messages, list) and len(messages) >= 2 else None
 
 
+def _stored_messages(digests: list[bytes]) -> dict[bytes, int]:
+    found: dict[bytes, int] = {}
+    for start in range(0, len(digests), _IN_CHUNK):
+        rows = Message.objects.filter(digest__in=digests[start:start + _IN_CHUNK]).values_list("digest", "pk")
+        found.update((bytes(d), pk) for d, pk in rows)
+    return found
+
+
 def _blob_ids(trace_pk: int, texts: list[str], messages: list, created: list, have: dict[bytes, int]) -> list[int]:
-    """Ids of the trace's blobs for these message texts, storing the ones it does not have (added to
-    ``created`` as ``(id, trace pk, message)``). ``have``: the digests and ids the writer knows of."""
+    """Ids of the trace's uses of these message texts (``MessageBlob``), storing the messages the
+    database does not have yet (added to ``created`` as ``(message id, message)``) and the uses the
+    trace does not have. ``have``: the digests and use ids the writer knows of for the trace."""
     digests = [delta.digest(text.encode()) for text in texts]
-    unique = [d for d in dict.fromkeys(digests) if d not in have]
-    for start in range(0, len(unique), _IN_CHUNK):
-        rows = MessageBlob.objects.filter(trace_id=trace_pk, digest__in=unique[start:start + _IN_CHUNK])
-        have.update((bytes(d), pk) for d, pk in rows.values_list("digest", "pk"))
-    new = {d: (text, message) for d, text, message in zip(digests, texts, messages, strict=True) if d not in have}
-    if new:
-        blobs = MessageBlob.objects.bulk_create(
-            [MessageBlob(trace_id=trace_pk, digest=d, data=text) for d, (text, _) in new.items()])
-        have.update((blob.digest, blob.pk) for blob in blobs)
-        created += [(blob.pk, trace_pk, message) for blob, (_, message) in zip(blobs, new.values(), strict=True)]
+    unknown = [d for d in dict.fromkeys(digests) if d not in have]
+    if unknown:
+        stored = _stored_messages(unknown)
+        fresh = {d: (text, message) for d, text, message in zip(digests, texts, messages, strict=True)
+                 if d not in have and d not in stored}
+        if fresh:
+            made = Message.objects.bulk_create(
+                [Message(digest=d, data=delta.squeeze(text.encode())) for d, (text, _) in fresh.items()])
+            stored.update((m.digest, m.pk) for m in made)
+            created += [(m.pk, message) for m, (_, message) in zip(made, fresh.values(), strict=True)]
+        wanted = [stored[d] for d in unknown]
+        uses: dict[int, int] = {}
+        for start in range(0, len(wanted), _IN_CHUNK):
+            rows = MessageBlob.objects.filter(trace_id=trace_pk, message_id__in=wanted[start:start + _IN_CHUNK])
+            uses.update(rows.values_list("message_id", "pk"))
+        made_uses = MessageBlob.objects.bulk_create(
+            [MessageBlob(trace_id=trace_pk, message_id=pk) for pk in wanted if pk not in uses])
+        uses.update((use.message_id, use.pk) for use in made_uses)
+        have.update((d, uses[stored[d]]) for d in unknown)
     return [have[d] for d in digests]
+
+
+def collect(message_ids: list[int]) -> None:
+    """Delete those of these messages no trace uses any more, and their search rows."""
+    from . import search
+
+    unused: list[int] = []
+    for start in range(0, len(message_ids), _IN_CHUNK):
+        chunk = Message.objects.filter(pk__in=message_ids[start:start + _IN_CHUNK])
+        unused += chunk.exclude(Exists(MessageBlob.objects.filter(message=OuterRef("pk")))).values_list("pk", flat=True)
+    search.forget_messages(unused)
+    for start in range(0, len(unused), _IN_CHUNK):
+        Message.objects.filter(pk__in=unused[start:start + _IN_CHUNK]).delete()
 
 
 def _version_values(version_ids: set[str]) -> dict[str, dict[str, Any]]:
@@ -184,7 +218,7 @@ def _last_listed(trace_pk: int) -> Listed | None:
 def pack_events(events: list[Event], cache) -> tuple[list[tuple[Event, Any, Any, list[int]]], list]:
     """Store the repeated parts of these unsaved events apart. Returns what ``restore`` puts back after
     the insert, so the caller keeps whole events, and the messages stored for the first time
-    (``(blob id, trace pk, message)``). ``cache``: the writer's RowCache."""
+    (``(message id, message)``). ``cache``: the writer's RowCache."""
     packable = [(event, messages) for event in events if (messages := _messages_of(event)) is not None]
     created: list = []
     if not packable:
@@ -231,8 +265,8 @@ def _blob_values(ids: set[int]) -> dict[int, Any]:
     found: dict[int, Any] = {}
     ordered = sorted(ids)
     for start in range(0, len(ordered), _IN_CHUNK):
-        rows = MessageBlob.objects.filter(pk__in=ordered[start:start + _IN_CHUNK]).values_list("pk", "data")
-        found.update((pk, jsontext.loads(data)) for pk, data in rows)
+        rows = MessageBlob.objects.filter(pk__in=ordered[start:start + _IN_CHUNK]).values_list("pk", "message__data")
+        found.update((pk, jsontext.loads(delta.unsqueeze(bytes(data)))) for pk, data in rows)
     return found
 
 

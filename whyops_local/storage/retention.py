@@ -3,7 +3,7 @@
 
 Deletes are writes like any other: they go through the writer (``writer.write``), in order with the
 ingest requests, a bounded batch of traces per write so that ingest waits for no more than one
-batch. A trace is removed whole (its events, raw exchanges and messages), and only when its newest
+batch. A trace is removed whole (its events, raw exchanges, and the messages no other trace uses), and only when its newest
 event is older than the cut-off, so nothing sent after it is lost. The space is given back to the
 disk with SQLite's incremental vacuum.
 """
@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from ..live import messages as live
 from ..models import Event, Exchange, MessageBlob, Trace
-from . import search
+from . import content, search
 from .writer import write
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,10 @@ def delete_traces(pks: list[int]) -> list[live.Message]:
     events.delete()
     for start in range(0, len(exchanges), 5000):
         Exchange.objects.filter(pk__in=exchanges[start:start + 5000]).delete()
-    MessageBlob.objects.filter(trace_id__in=pks).delete()
+    uses = MessageBlob.objects.filter(trace_id__in=pks)
+    used = list(uses.values_list("message_id", flat=True).distinct())
+    uses.delete()
+    content.collect(used)
     traces = Trace.objects.filter(pk__in=pks)
     names = list(traces.values_list("trace_id", flat=True))
     traces.delete()

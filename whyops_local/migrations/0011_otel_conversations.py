@@ -4,7 +4,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("whyops_local", "0007_otlp"),
+        ("whyops_local", "0010_search_content"),
     ]
 
     operations = [
