@@ -14,13 +14,16 @@ sends the next array, so its rate is a latency figure (client, server and writer
 other); it is printed beside, without a target.
 
 ``--flags`` measures what finding flags as events are stored costs: a second server with
-``WHYOPS_FLAGS=0`` runs beside the first, each case alternates between them (best of two rounds
-each), and the rates print side by side. Target: flags cost < 10%.
+``WHYOPS_FLAGS=0`` runs beside the first, each case alternates between them (best of ``--rounds``
+rounds each, the order swapped every round), and the rates print side by side with the CPU time the
+server and its writer spent per event (read from /proc: on a shared machine, CPU time moves far less
+than a rate does). Target: flags cost < 10%.
 """
 
 import argparse
 import asyncio
 import json
+import os
 import sqlite3
 import sys
 import tempfile
@@ -154,8 +157,28 @@ FLAG_CASES = [("single-event requests, 1 client", 4, 1, 1), ("single-event reque
               ("100-event arrays, 1 client", 1 / 5, 1, 100), ("100-event arrays, 4 clients", 1 / 5, 4, 100)]
 
 
-async def main_flags(events: int) -> None:
-    """The same cases on a server finding flags and one not, alternating, best of two rounds each."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and all its descendants (the server and its writer)."""
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    total = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:  # a thread that has just ended
+            continue
+        total += sum(map(cpu_seconds, map(int, children)))
+    return total
+
+
+async def measured(server, count: int, clients: int, per_request: int) -> tuple[float, float]:
+    """(events/s, server CPU seconds per event) of one case on one server."""
+    before = cpu_seconds(server.process.pid)
+    rate = await http_rate(server.port, count, clients, per_request)
+    return rate, (cpu_seconds(server.process.pid) - before) / count
+
+
+async def main_flags(events: int, rounds: int) -> None:
+    """The same cases on a server finding flags and one not, alternating, best of ``rounds`` each."""
     with (tempfile.TemporaryDirectory() as on_dir, tempfile.TemporaryDirectory() as off_dir,
           run_server(Path(on_dir)) as on, run_server(Path(off_dir), env={"WHYOPS_FLAGS": "0"}) as off):
         for server in (on, off):
@@ -163,20 +186,24 @@ async def main_flags(events: int) -> None:
         rows = []
         for name, divisor, clients, per_request in FLAG_CASES:
             count = int(events / divisor)
-            rates = {"on": [], "off": []}
-            for _ in range(2):
-                for label, server in (("off", off), ("on", on)):
-                    rates[label].append(await http_rate(server.port, count, clients, per_request))
-            rows.append((name, max(rates["off"]), max(rates["on"])))
-    print(f"{'case':36} {'flags off/s':>12} {'flags on/s':>11} {'cost':>7}  (target < 10%)")
-    for name, without, with_flags in rows:
-        cost = 1 - with_flags / without
-        print(f"{name:36} {without:12.0f} {with_flags:11.0f} {cost:7.1%} {'ok' if cost < 0.10 else 'MISSED'}")
+            runs = {"on": [], "off": []}
+            for round_number in range(rounds):
+                for label, server in (("off", off), ("on", on))[::1 if round_number % 2 else -1]:
+                    runs[label].append(await measured(server, count, clients, per_request))
+            best = {label: (max(rate for rate, _ in got), min(cpu for _, cpu in got)) for label, got in runs.items()}
+            rows.append((name, best["off"], best["on"]))
+    print(f"{'case':36} {'flags off/s':>12} {'flags on/s':>11} {'cost':>7}   "
+          f"{'CPU us/event off':>16} {'on':>6} {'cost':>7}  (target < 10%)")
+    for name, (rate_off, cpu_off), (rate_on, cpu_on) in rows:
+        cost, cpu_cost = 1 - rate_on / rate_off, cpu_on / cpu_off - 1
+        print(f"{name:36} {rate_off:12.0f} {rate_on:11.0f} {cost:7.1%} {'ok' if cost < 0.10 else 'MISSED':6}"
+              f" {cpu_off * 1e6:13.0f} {cpu_on * 1e6:6.0f} {cpu_cost:7.1%} {'ok' if cpu_cost < 0.10 else 'MISSED'}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=4000, help="events for the 8-client case (others scale)")
     parser.add_argument("--flags", action="store_true", help="flags on and off side by side instead")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per server and case with --flags")
     arguments = parser.parse_args()
-    asyncio.run(main_flags(arguments.events) if arguments.flags else main(arguments.events))
+    asyncio.run(main_flags(arguments.events, arguments.rounds) if arguments.flags else main(arguments.events))

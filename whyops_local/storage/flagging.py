@@ -19,9 +19,9 @@ FLAG_COLUMNS = ("flag_state", "flag_kinds", "open_call_at")
 
 
 def _step(event: Event) -> flags.Step:
-    return flags.Step(kind=event.event_type, step_id=event.step_id, at=event.timestamp.timestamp(), source=event.source,
-                      span_id=event.span_id, content=event.content, metadata=event.metadata or {}, model=event.model,
-                      latency_ms=event.latency_ms, cache_read=event.cache_read_tokens)
+    # Positional: keywords made this a third of the flags' cost per event (2.7 against 1.0 us).
+    return flags.Step(event.event_type, event.step_id, event.timestamp.timestamp(), event.source, event.span_id,
+                      event.content, event.metadata or {}, event.model, event.latency_ms, event.cache_read_tokens)
 
 
 def observe(trace: Trace, event: Event) -> None:
