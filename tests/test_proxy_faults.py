@@ -3,7 +3,6 @@
 import os
 import signal
 import time
-from pathlib import Path
 
 import anthropic
 import httpx
@@ -11,7 +10,7 @@ import openai
 import pytest
 
 from .proxy_fixtures import kinds, read_trace, unproxied
-from .servers import free_port, run_server
+from .servers import free_port, run_server, writer_pids
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -112,24 +111,17 @@ def test_a_trace_id_too_long_to_store_is_refused_before_calling_upstream(proxied
     assert len(fake.requests) == before
 
 
-def _writer_pids(server) -> list[int]:
-    pids = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
-    return [int(pid) for pid in pids
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-            and b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
-
-
 def test_a_dead_recording_process_is_replaced(fake_upstream, fake, tmp_path, trace_id):
     with run_server(tmp_path, env={"WHYOPS_OPENAI_BASE_URL": fake_upstream.url + "/v1"}) as server:
         api = openai.OpenAI(base_url=f"{server.proxy}/v1", api_key="sk-x", default_headers={"X-Trace-ID": trace_id})
         api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         read_trace(server, trace_id, 2)
-        [writer] = _writer_pids(server)
+        [writer] = writer_pids(server)
         os.kill(writer, signal.SIGKILL)
         time.sleep(0.5)  # the pool notices its worker is gone
         api.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         assert len(read_trace(server, trace_id, 4, timeout=15)["events"]) == 4
-        assert _writer_pids(server) != [writer]
+        assert writer_pids(server) != [writer]
 
 
 def test_calls_answered_while_the_writer_hangs_are_stored_once_after_it_is_killed(fake_upstream, fake, tmp_path):
@@ -137,7 +129,7 @@ def test_calls_answered_while_the_writer_hangs_are_stored_once_after_it_is_kille
     with run_server(tmp_path, env={"WHYOPS_OPENAI_BASE_URL": fake_upstream.url + "/v1"}) as server:
         httpx.post(f"{server.api}/events/ingest",  # the writer is up and has stored something
                    json={"eventType": "user_message", "traceId": "warm-up", "agentName": "a"}).raise_for_status()
-        [writer] = _writer_pids(server)
+        [writer] = writer_pids(server)
         os.kill(writer, signal.SIGSTOP)
         traces = [f"held-{n}" for n in range(20)]
         for trace in traces:
@@ -149,4 +141,4 @@ def test_calls_answered_while_the_writer_hangs_are_stored_once_after_it_is_kille
         for trace in traces:
             recorded = read_trace(server, trace, 2, timeout=20)
             assert [e["eventType"] for e in recorded["events"]] == ["user_message", "llm_response"]
-        assert _writer_pids(server) != [writer]
+        assert writer_pids(server) != [writer]
