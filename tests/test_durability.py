@@ -24,8 +24,8 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 class Load:
     """Clients sending until ``stop()``, each remembering what was acknowledged (a 2xx answer)."""
 
-    def __init__(self, server, ingest_clients: int = 3, proxy_clients: int = 0) -> None:
-        self.server = server
+    def __init__(self, server, ingest_clients: int = 3, proxy_clients: int = 0, name: str = "durable") -> None:
+        self.server, self.name = server, name
         self.events: dict[str, list[str]] = {}  # trace id -> idempotency keys of acknowledged events
         self.calls: list[str] = []  # trace ids of acknowledged proxied calls, one call each
         self.refused = 0  # answered with an error or not at all (the writer was dying): allowed to be lost
@@ -44,7 +44,7 @@ class Load:
             thread.join()
 
     def _ingest(self, client: int) -> None:
-        trace = f"durable-{client}"
+        trace = f"{self.name}-{client}"
         keys = self.events.setdefault(trace, [])
         with httpx.Client(base_url=self.server.api, timeout=30) as http:
             for n in itertools.count():
@@ -67,7 +67,7 @@ class Load:
             for n in itertools.count():
                 if self._stopping.is_set():
                     return
-                trace = f"call-{client}-{n}"
+                trace = f"{self.name}-call-{client}-{n}"
                 try:
                     answer = http.post("/v1/chat/completions", headers={"X-Trace-ID": trace},
                                        json={"model": "gpt-4o-mini", "messages": MESSAGES})
