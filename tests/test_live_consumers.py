@@ -147,3 +147,20 @@ async def test_messages_are_built_only_while_a_page_listens(monkeypatch):
         await ws.disconnect()
     await send(event("quiet again"))
     assert len(built) == 1 and live.listening.value == 0
+
+
+@pytest.mark.skipif(bool(os.environ.get("REDIS_URL")), reason="reads the in-memory channel layer's groups")
+async def test_a_server_process_joins_a_group_once_for_all_its_pages_and_each_page_hears_every_event():
+    from channels.layers import get_channel_layer
+
+    pages = [await connect("/ws/traces/fan-out") for _ in range(3)]
+    try:
+        assert len(get_channel_layer().groups[live.trace_group("fan-out")]) == 1
+        (saved,) = await send(event("fan-out"))
+        for ws in pages:
+            heard = await ws.receive_json_from(timeout=2)
+            assert (heard["type"], heard["seq"]) == ("event.new", saved["id"])
+    finally:
+        for ws in pages:
+            await ws.disconnect()
+    assert live.trace_group("fan-out") not in get_channel_layer().groups  # left once the last page went
