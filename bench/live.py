@@ -63,7 +63,7 @@ def subscribe(port: int, trace_id: str, subscribers: int, events: int, pipe) -> 
         for start in range(0, subscribers, CONNECTING_AT_ONCE):
             opened = await asyncio.gather(*(
                 connect(f"ws://127.0.0.1:{port}/ws/traces/{trace_id}", origin=f"http://127.0.0.1:{port}",
-                        max_queue=None, open_timeout=60)
+                        max_queue=None, open_timeout=60, ping_interval=None)
                 for _ in range(start, min(subscribers, start + CONNECTING_AT_ONCE))))
             for ws in opened:
                 await ws.recv()  # hello
