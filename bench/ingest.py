@@ -1,6 +1,6 @@
 """Events per second through HTTP into a running whyops-local, beside raw sqlite3 inserts of the same rows.
 
-    python bench/ingest.py [--events 4000] [--flags]
+    python bench/ingest.py [--events 4000] [--flags] [--database-url postgresql://...]
 
 Starts the real server (manage.py runserver, daphne) on a free port with a throwaway data dir,
 sends events with a minimal keep-alive HTTP/1.1 client (so the client's own cost stays small on
@@ -12,6 +12,9 @@ Targets: single-event requests from 8 clients >= 1,000 events/s; array ingest >=
 events/s, a throughput, measured with 4 senders. A lone sender waits for each answer before it
 sends the next array, so its rate is a latency figure (client, server and writer one after the
 other); it is printed beside, without a target.
+
+With ``--database-url`` (or ``DATABASE_URL``), the same cases also run on a server on a fresh database
+of that PostgreSQL, printed beside SQLite's (the raw sqlite3 figures are SQLite's alone).
 
 ``--flags`` measures what finding flags as events are stored costs: a second server with
 ``WHYOPS_FLAGS=0`` runs beside the first, each case alternates between them (best of ``--rounds``
@@ -34,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.servers import run_server  # noqa: E402
+from tests.servers import fresh_database, run_server  # noqa: E402
 
 
 class KeepAliveClient:
@@ -137,20 +140,30 @@ def raw_sqlite_rate(events: int, per_transaction: int) -> float:
     return events / elapsed
 
 
-async def main(events: int) -> None:
+CASES = [("single-event requests, 1 client", 1 / 4, 1, 1, 0), ("single-event requests, 8 clients", 1, 8, 1, 1_000),
+         ("100-event arrays, 1 client", 5, 1, 100, 0), ("100-event arrays, 4 clients", 5, 4, 100, 10_000)]
+
+
+async def rates(port: int, events: int) -> list[float]:
+    await http_rate(port, 400, 8, 1)  # warm-up: imports, first connections, page cache
+    return [await http_rate(port, int(events * scale), clients, per_request) for _, scale, clients, per_request, _ in CASES]
+
+
+async def main(events: int, database_url: str | None) -> None:
     with tempfile.TemporaryDirectory() as data_dir, run_server(Path(data_dir)) as server:
-        port = server.port
-        await http_rate(port, 400, 8, 1)  # warm-up: imports, first connections, page cache
-        cases = [
-            ("single-event requests, 1 client", await http_rate(port, events // 4, 1, 1), raw_sqlite_rate(events // 4, 1), 0),
-            ("single-event requests, 8 clients", await http_rate(port, events, 8, 1), raw_sqlite_rate(events, 1), 1_000),
-            ("100-event arrays, 1 client", await http_rate(port, events * 5, 1, 100), raw_sqlite_rate(events * 5, 100), 0),
-            ("100-event arrays, 4 clients", await http_rate(port, events * 5, 4, 100), raw_sqlite_rate(events * 5, 100), 10_000),
-        ]
-    print(f"{'case':36} {'events/s':>10} {'raw sqlite3/s':>14} {'ratio':>7} {'target':>8}")
-    for name, rate, raw, target in cases:
+        sqlite_rates = await rates(server.port, events)
+    postgres_rates = [None] * len(CASES)
+    if database_url:
+        with (tempfile.TemporaryDirectory() as data_dir,
+              run_server(Path(data_dir), env={"DATABASE_URL": fresh_database(database_url)}) as server):
+            postgres_rates = await rates(server.port, events)
+    print(f"{'case':36} {'events/s':>10} {'raw sqlite3/s':>14} {'ratio':>7} {'target':>8}       "
+          f"{'PostgreSQL/s' if database_url else ''}")
+    for (name, scale, _, per_request, target), rate, postgres in zip(CASES, sqlite_rates, postgres_rates, strict=True):
+        raw = raw_sqlite_rate(int(events * scale), per_request)
         verdict = "" if not target else ("ok" if rate >= target else "MISSED")
-        print(f"{name:36} {rate:10.0f} {raw:14.0f} {rate / raw:7.3f} {target or '':>8} {verdict}")
+        print(f"{name:36} {rate:10.0f} {raw:14.0f} {rate / raw:7.3f} {target or '':>8} {verdict:6} "
+              f"{'' if postgres is None else f'{postgres:12.0f}'}")
 
 
 FLAG_CASES = [("single-event requests, 1 client", 4, 1, 1), ("single-event requests, 8 clients", 1, 8, 1),
@@ -205,5 +218,8 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=4000, help="events for the 8-client case (others scale)")
     parser.add_argument("--flags", action="store_true", help="flags on and off side by side instead")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per server and case with --flags")
+    parser.add_argument("--database-url", help="a PostgreSQL server to measure beside SQLite (default: DATABASE_URL)")
     arguments = parser.parse_args()
-    asyncio.run(main_flags(arguments.events, arguments.rounds) if arguments.flags else main(arguments.events))
+    # Taken out of the environment: the SQLite server must not inherit it.
+    database_url = arguments.database_url or os.environ.pop("DATABASE_URL", None)
+    asyncio.run(main_flags(arguments.events, arguments.rounds) if arguments.flags else main(arguments.events, database_url))

@@ -1,5 +1,6 @@
 """Starting the real server (``manage.py runserver``, daphne) in a subprocess, as a user would."""
 
+import itertools
 import os
 import re
 import signal
@@ -10,6 +11,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -35,6 +37,38 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 30, head
     raise RuntimeError(f"server at {url} did not answer within {timeout}s")
 
 
+_databases = itertools.count()
+ON_POSTGRES = bool(os.environ.get("DATABASE_URL"))
+_shared_by_data_dir: dict[Path, dict[str, str]] = {}
+
+
+def shared_services_env(data_dir: Path) -> dict[str, str]:
+    """With ``DATABASE_URL`` / ``REDIS_URL`` set (the PostgreSQL lane, .ci/postgres-lane), a server's own
+    database and Redis database, one per data dir: a server on a fresh data dir starts as empty as a
+    fresh SQLite file would, and one restarted on the same data dir (or a second server on it) meets
+    the same data. Nothing without them."""
+    if data_dir in _shared_by_data_dir:
+        return _shared_by_data_dir[data_dir]
+    env = {}
+    if database_url := os.environ.get("DATABASE_URL"):
+        env["DATABASE_URL"] = fresh_database(database_url)
+    if redis_url := os.environ.get("REDIS_URL"):
+        # Redis has 16 numbered databases: servers started one after the other rarely share one.
+        env["REDIS_URL"] = urlsplit(redis_url)._replace(path=f"/{len(_shared_by_data_dir) % 16}").geturl()
+    _shared_by_data_dir[data_dir] = env
+    return env
+
+
+def fresh_database(database_url: str) -> str:
+    """The URL of a new, empty database on the PostgreSQL server of ``database_url``."""
+    import psycopg
+
+    name = f"whyops_{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return urlsplit(database_url)._replace(path="/" + name).geturl()
+
+
 class RunningServer:
     def __init__(self, process: subprocess.Popen, port: int, data_dir: Path):
         self.process, self.port, self.data_dir = process, port, data_dir
@@ -42,6 +76,14 @@ class RunningServer:
         self.api = f"{self.url}/api"
         self.proxy = f"{self.url}/proxy"
         self.sqlite_path = data_dir / "whyops.sqlite3"
+
+
+def writer_pids(server: RunningServer) -> list[int]:
+    """The server's writer process (storage/writer.py), or none while it is being replaced."""
+    pids = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+    return [int(pid) for pid in pids
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            and b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
 @contextmanager
@@ -56,7 +98,7 @@ def run_server(data_dir: Path, env: dict[str, str] | None = None, port: int | No
         cwd=root,
         # The app's own settings: pytest-django exports tests.settings, which would pick another data dir.
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "whyops_local.settings", "WHYOPS_DATA_DIR": str(data_dir),
-             "PYTHONUNBUFFERED": "1", **(env or {})},
+             "PYTHONUNBUFFERED": "1", **shared_services_env(data_dir), **(env or {})},
         # A file, not a pipe nobody reads: a full pipe would block the server on its next log line.
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -72,14 +114,6 @@ def run_server(data_dir: Path, env: dict[str, str] | None = None, port: int | No
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
-
-
-def writer_pids(server: RunningServer) -> list[int]:
-    """The server's writer process (storage/writer.py), among its children."""
-    pids = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
-    return [int(pid) for pid in pids
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-            and b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
 class CliServer:

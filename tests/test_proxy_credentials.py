@@ -6,12 +6,18 @@ import openai
 import pytest
 
 from .proxy_fixtures import read_trace
-from .servers import run_server
+from .servers import ON_POSTGRES, run_server, shared_services_env
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 def stored_bytes(server) -> bytes:
+    if ON_POSTGRES:  # every row of every table, as text
+        import psycopg
+
+        with psycopg.connect(shared_services_env(server.data_dir)["DATABASE_URL"]) as db:
+            tables = [name for name, in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+            return b"".join(row.encode() for table in tables for row, in db.execute(f'SELECT t::text FROM "{table}" t'))
     files = [server.sqlite_path, server.sqlite_path.with_name(server.sqlite_path.name + "-wal")]
     return b"".join(path.read_bytes() for path in files if path.exists())
 

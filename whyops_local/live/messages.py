@@ -13,6 +13,7 @@ many pages listen after its commit, and a consumer counts itself in before it re
 import asyncio
 import hashlib
 import itertools
+import json
 import logging
 import multiprocessing
 import time
@@ -90,9 +91,11 @@ def stream_messages(trace_id: str, running: bool) -> list[Message]:
 
 
 async def publish(messages: list[Message]) -> None:
+    """Send each message to its group, as the JSON text the pages get: each server process's hub
+    (consumers.py) hears it once and hands the same text to all its pages of that group."""
     layer = get_channel_layer()
     for group, message in messages:
-        await layer.group_send(group, message)
+        await layer.group_send(group, {"type": "live.relay", "group": group, "text": json.dumps(message)})
 
 
 def publish_soon(messages: list[Message]) -> None:
