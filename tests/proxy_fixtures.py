@@ -41,8 +41,9 @@ def trace_id() -> str:
     return f"test-{uuid.uuid4()}"
 
 
-def read_trace(server, trace_id: str, events: int = 1, timeout: float = 5) -> dict:
-    """The trace from the read API, once it holds at least ``events`` events."""
+def read_trace(server, trace_id: str, events: int = 1, timeout: float = 20) -> dict:
+    """The trace from the read API, once it holds at least ``events`` events (or as it is after ``timeout``:
+    a proxied call is recorded after its answer, later still on a loaded machine or on PostgreSQL)."""
     deadline = time.monotonic() + timeout
     while True:
         answer = httpx.get(f"{server.api}/traces/{trace_id}")
