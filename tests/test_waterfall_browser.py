@@ -178,13 +178,19 @@ def test_proxied_tool_spans_nest_under_their_call_and_a_failed_call_is_a_row(pro
     assert failed.find_element("css selector", ".wf-bar").get_attribute("class").split() == ["wf-bar", "k-error"]
 
 
-def test_a_proxied_call_is_a_pending_row_while_upstream_has_not_answered(proxied, fake, browser):
+def _trace_with_one_call(proxied, fake) -> tuple[str, openai.OpenAI]:
+    """A new trace holding one stored proxied call, and the client that made it (for the next one)."""
     trace_id = f"tree-{uuid.uuid4().hex[:10]}"
     client = openai.OpenAI(api_key="sk-test", base_url=f"{proxied.proxy}/v1", max_retries=0,
                            default_headers={"X-Trace-ID": trace_id, "X-Agent-Name": "proxied-tree"})
     fake.gate.set()
     client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "first"}])
     read_trace(proxied, trace_id, 2)
+    return trace_id, client
+
+
+def test_a_proxied_call_is_a_pending_row_while_upstream_has_not_answered(proxied, fake, browser):
+    trace_id, client = _trace_with_one_call(proxied, fake)
     browser.get(f"{proxied.url}/traces/{trace_id}")
     wait_ready(browser)
     pending = "return document.querySelectorAll('#tree [data-pending]').length"
@@ -203,12 +209,7 @@ def test_a_proxied_call_is_a_pending_row_while_upstream_has_not_answered(proxied
 
 
 def test_streamed_text_grows_in_the_conversation_while_upstream_holds_the_stream(proxied, fake, browser):
-    trace_id = f"tree-{uuid.uuid4().hex[:10]}"
-    client = openai.OpenAI(api_key="sk-test", base_url=f"{proxied.proxy}/v1", max_retries=0,
-                           default_headers={"X-Trace-ID": trace_id, "X-Agent-Name": "proxied-tree"})
-    fake.gate.set()
-    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "first"}])
-    read_trace(proxied, trace_id, 2)
+    trace_id, client = _trace_with_one_call(proxied, fake)
     fake.gate.clear()
     fake.gate_before = 2  # "Hello" goes out, " world" waits for the gate
     browser.get(f"{proxied.url}/traces/{trace_id}?view=conversation")
