@@ -1,13 +1,13 @@
 """How fast the pages are on this machine: a 5,000-event trace and a list of 100,000 traces.
 
-    /work/venv/bin/python bench/pages.py [--events 5000] [--traces 100000] [--list-only] [--baseline ../main]
+    /work/venv/bin/python bench/pages.py [--events 5000] [--traces 100000] [--list-only] [--before ../main]
 
 Builds the data in a throwaway data dir through the real storage path (the 5,000-event trace) or
 bulk inserts (the 100,000 traces), starts the real server (manage.py runserver, daphne), then
 measures the HTML served time (httpx, median of 5) and the time to interactive in headless
 Chromium (navigation start -> the page's "whyops-ready" mark, median of 3). Targets: HTML < 1 s,
 interactive < 3 s (the conversation view < 2 s); the list's search at 100,000 traces < 50 ms.
-``--list-only`` builds and measures the list alone. ``--baseline DIR`` serves another checkout beside
+``--list-only`` builds and measures the list alone. ``--before DIR`` serves another checkout beside
 this one (from a copy of the data migrated back to that checkout's newest migration), each measurement
 taken in turn on both, and prints the ratio.
 """
@@ -218,11 +218,11 @@ def interactive(driver, urls: list[str], runs: int = 3) -> list[tuple[float, flo
 
 
 def side_by_side(values: list[float], target: float) -> str:
-    """This checkout's figure against its target, then (with --baseline) the baseline's and the ratio."""
+    """This checkout's figure against its target, then (with --before) the other checkout's and the ratio."""
     mine = f"{values[0] * 1000:6.0f} ms {'ok  ' if values[0] < target else 'SLOW'}"
     if len(values) == 1:
         return mine
-    return f"{mine}  baseline {values[1] * 1000:6.0f} ms  ratio {values[0] / values[1]:4.2f}"
+    return f"{mine}  before {values[1] * 1000:6.0f} ms  ratio {values[0] / values[1]:4.2f}"
 
 
 def main() -> None:
@@ -232,8 +232,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200, help="calls of the proxied run whose history grows")
     parser.add_argument("--keep", action="store_true", help="keep the data dir (printed) for a look afterwards")
     parser.add_argument("--list-only", action="store_true", help="only the list of --traces traces")
-    parser.add_argument("--baseline", type=Path, help="another checkout (say, the main branch) measured in turn with "
-                                                      "this one: its figures and the ratio this / baseline beside")
+    parser.add_argument("--before", type=Path, help="another checkout (say, the main branch) measured in turn with "
+                                                      "this one: its figures and the ratio this / before beside")
     args = parser.parse_args()
     try:
         run(args)
@@ -265,10 +265,10 @@ def run(args: argparse.Namespace) -> None:
 
     with ExitStack() as stack:
         server = stack.enter_context(run_server(DATA_DIR))
-        servers = [server] + ([stack.enter_context(run_server(_migrated_back(args.baseline), root=args.baseline))]
-                              if args.baseline else [])
-        if args.baseline:
-            print(f"baseline: {args.baseline} (same data, measured in turn with this checkout)")
+        servers = [server] + ([stack.enter_context(run_server(_migrated_back(args.before), root=args.before))]
+                              if args.before else [])
+        if args.before:
+            print(f"before: {args.before} (a copy of the data, measured in turn with this checkout)")
         print("\nHTML served (median of 5)                       time   target < 1000 ms   size")
         for label, path in (("trace page, 5,000 events, 50 turns", "/traces/bench-turns"),
                             ("trace page, 5,000 events, 1 turn", "/traces/bench-one-turn"),
@@ -330,7 +330,7 @@ def _migrated_back(other: Path) -> Path:
 
 
 def list_page(args: argparse.Namespace) -> None:
-    """The list's HTML served time for each filter, this checkout's (and ``--baseline``'s) in turn."""
+    """The list's HTML served time for each filter, this checkout's (and ``--before``'s) in turn."""
     import re
 
     import httpx
@@ -340,8 +340,8 @@ def list_page(args: argparse.Namespace) -> None:
 
     with ExitStack() as stack:
         servers = [stack.enter_context(run_server(DATA_DIR, root=THIS))]
-        if args.baseline:
-            servers.append(stack.enter_context(run_server(_migrated_back(args.baseline), root=args.baseline)))
+        if args.before:
+            servers.append(stack.enter_context(run_server(_migrated_back(args.before), root=args.before)))
         html = httpx.get(servers[0].url + "/").text
         cursor = re.search(r'id="next-page" href="\?cursor=([^"]+)"', html).group(1)
         print(f"\nList page with {Trace.objects.count():,} traces (median of 5)")
