@@ -1,5 +1,6 @@
 """The ``whyops-local`` command: serves on the port it prints, stops cleanly, runs management commands."""
 
+import os
 import signal
 import socket
 import sqlite3
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 from django.core.management import find_commands
 
-from .servers import ROOT, run_cli
+from .servers import ROOT, run_cli, writer_pids
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -51,12 +52,21 @@ def test_ctrl_c_stops_it_and_its_writer_without_leftovers_keeping_what_was_store
         assert db.execute("SELECT COUNT(*) FROM whyops_local_event").fetchone() == (1,)
 
 
-def test_sigterm_stops_it_at_once(tmp_path):
+def test_sigterm_stops_it_at_once_even_when_the_writer_gets_it_first(tmp_path):
+    # `kill -TERM -PGID` (a service manager, a terminal closing) reaches the writer too, maybe first.
     with run_cli("--port", "0", "--data-dir", str(tmp_path)) as server:
+        answer = httpx.post(f"{server.api}/events/ingest", json={"eventType": "user_message", "traceId": "tm", "agentName": "a"})
+        assert answer.status_code == 201
+        [writer] = writer_pids(server)
+        os.kill(writer, signal.SIGTERM)
+        time.sleep(0.3)
+        assert writer_pids(server) == [writer]  # left for the server to stop
         started = time.monotonic()
         assert server.stop(signal.SIGTERM, timeout=5) == 0
         assert time.monotonic() - started < 5
     assert "Traceback" not in server.output(), server.output()
+    with sqlite3.connect(tmp_path / "whyops.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*) FROM whyops_local_event").fetchone() == (1,)
 
 
 def test_a_port_in_use_is_an_error_exit(tmp_path):

@@ -204,8 +204,11 @@ class _WriterProcess:
             return
         # Said rather than shown by closing the pipe: the reply thread, blocked reading it, would
         # keep the socket open, and the writer would wait for more.
-        with self._send_lock:
-            conn.send(None)
+        try:
+            with self._send_lock:
+                conn.send(None)
+        except OSError:  # it died first (kill -9): there is nothing left to stop
+            pass
         process.join(timeout=10)
         conn.close()
 
@@ -387,9 +390,10 @@ async def ingest(body: bytes, user: str | None) -> tuple[int, bytes]:
 
 
 def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
-    # Ctrl-C reaches the whole process group; the writer stops when the server says so or goes away,
-    # after the commit it is in.
+    # Ctrl-C, and a SIGTERM sent to the process group, reach the writer too, maybe first: it stops when
+    # the server says so or goes away, after the commit it is in.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     import django
 
     settings.DATABASES = databases  # the server's, not whatever the settings module works out afresh here
