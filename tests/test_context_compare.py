@@ -77,7 +77,8 @@ def agent_run(server, sdk, trace_id, orders, seconds, error=False):
     def at():
         return (START + timedelta(seconds=next(clock) * seconds)).isoformat()
 
-    trace.user_message_sync([{"role": "user", "content": "Where are my orders?"}], timestamp=at())
+    opening = [{"role": "system", "content": "You track orders."}, {"role": "user", "content": "Where are my orders?"}]
+    trace.user_message_sync(opening, timestamp=at())
     for order in orders:
         calls = [{"name": "search_orders", "arguments": {"orderId": order}}]
         trace.llm_response_sync("gpt-4o-mini", "openai", tool_calls=[
@@ -106,6 +107,7 @@ def test_two_runs_diverging_at_the_third_tool_call(sdk, proxied):
     assert (third["a"]["name"], third["a"]["text"], third["b"]["text"]) == (
         "search_orders", '{"orderId":"3"}', '{"orderId":"9"}')
     assert third["same"] is False and all(row["same"] for row in rows[:6])
+    assert rows[0]["a"]["text"] == rows[0]["b"]["text"] == "Where are my orders?"
     # Then b goes on alone (one more lookup, an error) until both answer.
     assert [(row["a"], row["b"]["eventType"]) for row in rows[7:10]] == [
         (None, "llm_response"), (None, "tool_call_request"), (None, "error")]

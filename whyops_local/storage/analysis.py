@@ -5,24 +5,26 @@ Read side, like totals: the pure work is in domain.context and domain.alignment.
 
 from typing import Any
 
-from django.db.models import TextField
-from django.db.models.functions import Cast
-
-from ..domain import context, jsontext
-from ..models import Trace
+from ..domain import context
+from ..models import Event, Trace
+from .content import unpack_events
 
 
 def run_events(trace: Trace) -> list[dict[str, Any]]:
-    """The trace's events in step order, with just what comparing needs (no model instances).
+    """The trace's events in step order, with just what comparing needs.
 
-    The JSON columns are read as text and parsed by orjson: JSONField's json.loads took most of a
-    5,000-step comparison's time."""
-    rows = (trace.events.order_by("step_id", "pk")
-            .annotate(content_text=Cast("content", TextField()), metadata_text=Cast("metadata", TextField()))
-            .values_list("event_type", "step_id", "content_text", "metadata_text"))
-    return [{"eventType": kind, "stepId": step, "content": jsontext.loads(content) if content is not None else None,
-             "metadata": jsontext.loads(metadata) if metadata is not None else {}}
-            for kind, step, content, metadata in rows]
+    Rows, not model instances (building 10,000 of them took 0.16 -> 0.28 s of a 5,000-step comparison);
+    only the few events with content stored apart are built, to be unpacked."""
+    rows = trace.events.order_by("step_id", "pk").values_list(
+        "pk", "event_type", "step_id", "content", "metadata", "packing", "agent_version_id")
+    events = [{"eventType": kind, "stepId": step, "content": content, "metadata": metadata}
+              for _, kind, step, content, metadata, _, _ in rows]
+    packed = {i: Event(pk=pk, content=content, metadata=metadata, packing=packing, agent_version_id=version)
+              for i, (pk, _, _, content, metadata, packing, version) in enumerate(rows) if packing}
+    unpack_events(list(packed.values()))
+    for i, event in packed.items():
+        events[i].update(content=event.content, metadata=event.metadata)
+    return events
 
 
 def call_context(trace: Trace, step_id: int) -> dict[str, Any] | None:
