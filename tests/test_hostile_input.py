@@ -7,7 +7,6 @@ import pytest
 
 from tests.pages_fixtures import support_trace
 from tests.proxy_fixtures import read_trace
-from tests.servers import ON_POSTGRES
 from tests.storing import record_events
 from whyops_local.domain.schemas import EventIn
 from whyops_local.models import Event, Trace
@@ -80,7 +79,6 @@ def test_json_nested_within_the_limit_is_stored(client):
     assert status == 201
 
 
-@pytest.mark.xfail(ON_POSTGRES, strict=True, reason="PostgreSQL jsonb cannot store a lone surrogate (a known gap)")
 def test_a_lone_surrogate_is_kept_by_the_api_and_shown_by_the_pages(client):
     support_trace("t-surrogate")
     record_events([EventIn.model_validate(event(traceId="t-surrogate", content={"messages": [

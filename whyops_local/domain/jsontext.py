@@ -43,9 +43,46 @@ def parsed_or_as_is(value: Any) -> Any:
 
 
 _LONE_SURROGATES = re.compile("[\ud800-\udfff]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def storable_text(text: str) -> str:
     """``text`` for a text column: JSON may carry a lone surrogate ("\\udc00"), which neither SQLite nor
-    PostgreSQL text can hold, so it becomes U+FFFD there (JSON columns keep it exactly)."""
-    return _LONE_SURROGATES.sub("\ufffd", text)
+    PostgreSQL text can hold, or a NUL, which PostgreSQL text cannot; either becomes U+FFFD there (JSON
+    columns keep both exactly)."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+# PostgreSQL's jsonb cannot hold a NUL character or a lone surrogate anywhere in a value (JSON can spell
+# both, "\u0000" and "\udc00"). Such a value is stored as its JSON text, where both are ASCII escapes,
+# in a one-key object; so is a value that looks like that object, so that reading is exact.
+_JSONB_TEXT = "whyops-local:json-text"
+
+
+def for_jsonb(value: Any) -> Any:
+    """``value`` as a jsonb column can hold it; ``from_jsonb`` gives it back."""
+    try:  # the common case at orjson's speed; what it refuses or escapes as NUL is looked at closely
+        holds = b"\\u0000" not in orjson.dumps(value)
+    except TypeError:  # a lone surrogate, or an integer beyond 64 bits (which jsonb holds)
+        holds = False
+    if (holds or _jsonb_holds(value)) and not _is_jsonb_text(value):
+        return value
+    return {_JSONB_TEXT: json.dumps(value)}
+
+
+def from_jsonb(value: Any) -> Any:
+    return json.loads(value[_JSONB_TEXT]) if _is_jsonb_text(value) else value
+
+
+def _is_jsonb_text(value: Any) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(_JSONB_TEXT), str)
+
+
+def _jsonb_holds(value: Any) -> bool:
+    if isinstance(value, str):
+        return not _UNSTORABLE.search(value)
+    if isinstance(value, dict):
+        return all(_jsonb_holds(key) and _jsonb_holds(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(map(_jsonb_holds, value))
+    return True

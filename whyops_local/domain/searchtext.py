@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from .jsontext import storable_text
+
 
 def text_of(value: Any) -> str:
     """The string values of a JSON value (message text, answers, tool arguments and results,
@@ -18,9 +20,4 @@ def text_of(value: Any) -> str:
             stack.extend(reversed(item))
         elif isinstance(item, int | float) and not isinstance(item, bool):
             found.append(str(item))
-    text = "\n".join(found)
-    try:
-        text.encode()
-    except UnicodeEncodeError:  # a lone surrogate (kept exactly in content) cannot be indexed
-        return text.encode("utf-8", "replace").decode()
-    return text
+    return storable_text("\n".join(found))  # a lone surrogate or NUL, kept exactly in content, cannot be indexed
