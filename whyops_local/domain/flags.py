@@ -41,6 +41,7 @@ MAX_FLAGS = 100
 # length (measured: a 33 KB state cost the ingest benchmark a quarter of its rate):
 EXACT_DURATIONS = 50  # per kind, kept exactly; beyond, the median comes from a histogram of 25% buckets
 _BUCKET = 1.25
+_LOG_BUCKET = math.log(_BUCKET)
 TOOL_SIGNATURES = 64  # distinct tool calls remembered, most recent first: a loop repeats while they are
 MAX_SLOW_CANDIDATES = 50
 _STEPS_KEPT = 20  # step ids kept per repeated signature
@@ -168,11 +169,11 @@ def request_digests(step: Step) -> dict[str, Any] | None:
     if not isinstance(messages, list) and "systemPrompt" not in step.metadata and "tools" not in step.metadata:
         return None
     messages = messages if isinstance(messages, list) else []
-    roles = "".join((m.get("role") or "?")[:1] if isinstance(m, dict) and isinstance(m.get("role"), str) else "?"
-                    for m in messages)
+    roles = "".join([(m.get("role") or "?")[:1] if isinstance(m, dict) and isinstance(m.get("role"), str) else "?"
+                     for m in messages])
     system, tools = step.metadata.get("systemPrompt"), step.metadata.get("tools")
     return {"s": _short(system) if system else "", "t": _short(tools) if tools else "",
-            "m": "".join(_short(m) for m in messages), "r": roles}
+            "m": "".join([_short(m) for m in messages]), "r": roles}
 
 
 # --- the detectors, one per kind ------------------------------------------------------------------
@@ -216,7 +217,7 @@ def _repeated_answer(state: dict[str, Any], step: Step, text: str, has_calls: bo
 
 
 def _error_streak(state: dict[str, Any], step: Step) -> None:
-    if step.kind not in _OUTCOMES or (step.kind == "tool_result" and "messages" in _body(step)):
+    if step.kind == "tool_result" and "messages" in _body(step):
         return  # requests are neither success nor failure (a proxied tool_result is a request)
     if not _is_error(step):
         state.pop("err", None)
@@ -324,17 +325,17 @@ def _duration(state: dict[str, Any], step: Step) -> tuple[str, int, int] | None:
 def _slow_step(state: dict[str, Any], kind: str, owner: int, ms: int) -> None:
     durations = state.setdefault("dur", {}).setdefault(kind, {"n": 0, "x": [], "h": {}})
     durations["n"] += 1
-    bucket = str(int(math.log(ms + 1, _BUCKET)))
+    bucket = str(int(math.log(ms + 1) / _LOG_BUCKET))
     durations["h"][bucket] = durations["h"].get(bucket, 0) + 1
     if durations["x"] is not None:
         bisect.insort(durations["x"], ms)
         if len(durations["x"]) > EXACT_DURATIONS:
             durations["x"] = None  # the histogram alone from here on
-    candidates = state.setdefault("slow", {}).setdefault(kind, [])
     if ms > SLOW_MIN_MS:
+        candidates = state.setdefault("slow", {}).setdefault(kind, [])
         candidates.append([owner, ms])
         del candidates[:-MAX_SLOW_CANDIDATES]
-    if not candidates:
+    elif not (candidates := state.get("slow", {}).get(kind)):
         return
     median = _median(durations)
     for step_id, took in candidates:
@@ -381,6 +382,7 @@ def observe(state: dict[str, Any], step: Step) -> int | None:
     """Fold ``step`` into ``state`` (in place). Returns the step id of an LLM response that must not be
     counted in the totals (a manual copy of a proxied one), if this step reveals one."""
     uncounted, kind, has_calls = None, step.kind, False
+    outcome, timed, opening = _ROLES_OF_KIND.get(kind, _NO_ROLE)
     if kind == "llm_response":
         text, has_calls = answer_text(step.content), bool(_body(step).get("toolCalls"))
         _repeated_answer(state, step, text, has_calls)
@@ -392,13 +394,19 @@ def observe(state: dict[str, Any], step: Step) -> int | None:
             _request(state, digests)
     elif kind in _TOOL_STARTS:
         _tool_loop(state, step)
-    if kind in _OUTCOMES:
+    if outcome:
         _error_streak(state, step)
-    if kind in _DURATION_KINDS and (ended := _duration(state, step)) is not None:
+    if timed and (ended := _duration(state, step)) is not None:
         _slow_step(state, *ended)
-    if kind in _OPENING or (kind != "llm_thinking" and "ollm" in state):
+    if opening or (kind != "llm_thinking" and "ollm" in state):
         _open_calls(state, step, has_calls)
     return uncounted
+
+
+# What each kind takes part in: (an outcome, a timed step, opens or closes calls); one lookup per event.
+_ROLES_OF_KIND = {kind: (kind in _OUTCOMES, kind in _DURATION_KINDS, kind in _OPENING)
+                  for kind in {*_OUTCOMES, *_DURATION_KINDS, *_OPENING}}
+_NO_ROLE = (False, False, False)
 
 
 def dangling(state: dict[str, Any] | None, now: float) -> list[dict[str, Any]]:
