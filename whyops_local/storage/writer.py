@@ -38,7 +38,7 @@ from ..background import in_background
 from ..domain import jsontext
 from ..domain.schemas import Invalid, parse_events
 from ..live import messages as live
-from .faults import Unstored, fault_of
+from .faults import Unstored, fault_of, writer_has_open
 
 if TYPE_CHECKING:  # imported where used: this module is also the spawned writer's entry, set up before models
     from .rows import EventsJob, RowCache, Saved
@@ -52,7 +52,8 @@ MAX_GROUP_BYTES = 512 * 1024
 # the server holds each one until then, to hand it to the next writer should this one die.
 ACK_EVERY = 64
 # Writes nobody waits for that the database refused (full, read-only, its file gone) are kept and tried
-# again before the next write, and at least this often (seconds) while none comes.
+# again before the next write, and at least this often (seconds) while none comes; as often, a writer
+# with nothing to do looks at its SQLite file, to let go of one deleted or replaced (storage/faults.py).
 RETRY_EVERY = 1.0
 _CLOSED = object()
 
@@ -218,7 +219,7 @@ class _WriterProcess:
         # Spawned, not forked: forking a server with running threads is unsafe.
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe()
-        self._process = context.Process(target=serve, args=(theirs, settings.DATABASES, live.listening),
+        self._process = context.Process(target=serve, args=(theirs, settings.DATABASES, live.listening, writer_has_open),
                                         name="whyops-writer", daemon=True)
         self._process.start()
         if not self._ever_started:
@@ -389,7 +390,7 @@ async def ingest(body: bytes, user: str | None) -> tuple[int, bytes]:
 # Spawned: Django is set up here with the server's own database settings before anything touches a model.
 
 
-def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
+def serve(conn: Connection, databases: dict[str, Any], listening, has_open) -> None:
     # Ctrl-C, and a SIGTERM sent to the process group, reach the writer too, maybe first: it stops when
     # the server says so or goes away, after the commit it is in.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -407,13 +408,14 @@ def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
     # A thread of its own keeps reading, so the server never blocks sending while a commit runs.
     threading.Thread(target=_receive, args=(conn, inbox), name="whyops-writer-inbox", daemon=True).start()
     cache = RowCache()  # kept between commits, while no other process writes (see RowCache)
-    database = database_file()
+    database = database_file(has_open)
     refused: deque[tuple[int, Write]] = deque()  # unawaited writes the database refused, to try again
     held = None
     done = acked = 0  # the unawaited writes done, and said to be done
     while True:
         try:
-            item, held = held or inbox.get(timeout=RETRY_EVERY if refused else None), None
+            waking = refused or (database and database.opened)
+            item, held = held or inbox.get(timeout=RETRY_EVERY if waking else None), None
         except queue.Empty:
             item = None
         if item is _CLOSED:  # the server is gone

@@ -1,0 +1,95 @@
+"""Reads of a server whose SQLite file was deleted, emptied or replaced by another file while it ran: every
+read route answers 503 JSON, every page a plain 503 page, each saying what happened to the file and what to
+do; no read makes an empty database in its place; once the file is back, reads work without a restart."""
+
+import os
+import shutil
+import sqlite3
+import time
+
+import httpx
+import pytest
+
+from .proxy_fixtures import read_trace
+from .servers import ON_POSTGRES, run_server
+from .test_storage_faults import assert_refused, backup, ingest, proxied_call, stored_traces
+
+pytestmark = pytest.mark.skipif(ON_POSTGRES, reason="faults of the SQLite file")
+
+READ_ROUTES = ["/api/health", "/api/traces", "/api/traces/before", "/api/traces/before/export", "/api/agents",
+               "/api/agents/faults", "/api/users/someone", "/api/models", "/api/traces?q=hello"]
+PAGES = ["/", "/traces/before", "/agents/", "/agents/faults/", "/users/", "/compare/?a=before&b=before"]
+
+
+@pytest.fixture
+def running(fake_upstream, tmp_path):
+    env = {"WHYOPS_OPENAI_BASE_URL": fake_upstream.url + "/v1"}
+    with run_server(tmp_path, env=env) as server:
+        assert ingest(server, "before").status_code == 201
+        proxied_call(server, "before")
+        read_trace(server, "before", 3)
+        yield server
+
+
+def exchange_routes(server) -> list[str]:
+    [exchange] = {event["exchangeId"] for event in read_trace(server, "before", 3)["events"] if event.get("exchangeId")}
+    return [f"/api/exchanges/{exchange}", f"/api/exchanges/{exchange}/request"]
+
+
+def assert_read_refused(server, routes: list[str], words: str) -> None:
+    for route in routes:
+        assert_refused(httpx.get(server.url + route, timeout=30), 503, words)
+    for page in PAGES:
+        answer = httpx.get(server.url + page, timeout=30)
+        assert answer.status_code == 503, (page, answer.text)
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "The database is unavailable" in answer.text and words in answer.text, answer.text
+
+
+def test_reads_answer_503_while_the_file_is_deleted_and_work_again_once_it_is_put_back(running, tmp_path):
+    routes = READ_ROUTES + exchange_routes(running)
+    database = running.sqlite_path
+    backup(database, tmp_path / "backup.sqlite3")
+    database.unlink()
+    assert_read_refused(running, routes, "was deleted or moved while the server ran: put it back")
+    assert not database.exists()  # no read made an empty database in its place
+    shutil.copy(tmp_path / "backup.sqlite3", database)
+    once_the_writer_let_go(running)
+    for route in routes:
+        assert httpx.get(running.url + route, timeout=30).status_code == 200, route
+    for page in PAGES:
+        assert httpx.get(running.url + page, timeout=30).status_code == 200, page
+
+
+def once_the_writer_let_go(server) -> None:
+    """Reads answer 503 "was replaced" until the writer has let go of the old file (within seconds)."""
+    deadline = time.monotonic() + 10
+    while "was replaced while the server ran" in (answer := httpx.get(f"{server.api}/traces", timeout=30)).text:
+        assert answer.status_code == 503 and time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("contents", [b"", b"not a database\n" * 100], ids=["emptied", "not-a-database"])
+def test_a_file_that_is_no_whyops_database_in_its_place_answers_503(running, tmp_path, contents):
+    database = running.sqlite_path
+    replacement = tmp_path / "replacement"
+    replacement.write_bytes(contents)
+    os.replace(replacement, database)
+    once_the_writer_let_go(running)
+    assert_read_refused(running, READ_ROUTES, "is not a whyops-local database")
+    assert_refused(ingest(running, "into-it"), 503, "no whyops-local tables")
+
+
+def test_reads_of_a_replaced_file_never_meet_the_old_files_wal(running, tmp_path):
+    """What the old file held after the backup is in its WAL, at the name the new file's WAL would have."""
+    database = running.sqlite_path
+    replacement = tmp_path / "backup.sqlite3"
+    backup(database, replacement)
+    assert ingest(running, "only-in-the-old-file").status_code == 201
+    os.replace(replacement, database)
+    once_the_writer_let_go(running)
+    listed = httpx.get(f"{running.api}/traces", timeout=30)
+    assert listed.status_code == 200 and {t["traceId"] for t in listed.json()["traces"]} == {"before"}
+    with sqlite3.connect(database) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert stored_traces(database) == {"before"}
