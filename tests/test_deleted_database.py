@@ -1,8 +1,10 @@
 """Reads of a server whose SQLite file was deleted, emptied or replaced by another file while it ran: every
 read route answers 503 JSON, every page a plain 503 page, each saying what happened to the file and what to
-do; no read makes an empty database in its place; once the file is back, reads work without a restart."""
+do; no read makes an empty database in its place; once the file is back, reads work without a restart.
+And the proxied calls' records the database refused meanwhile are held within WHYOPS_UNSTORED_MAX_MB."""
 
 import os
+import re
 import shutil
 import sqlite3
 import time
@@ -23,7 +25,7 @@ PAGES = ["/", "/traces/before", "/agents/", "/agents/faults/", "/users/", "/comp
 
 @pytest.fixture
 def running(fake_upstream, tmp_path):
-    env = {"WHYOPS_OPENAI_BASE_URL": fake_upstream.url + "/v1"}
+    env = {"WHYOPS_OPENAI_BASE_URL": fake_upstream.url + "/v1", "WHYOPS_UNSTORED_MAX_MB": "0.02"}
     with run_server(tmp_path, env=env) as server:
         assert ingest(server, "before").status_code == 201
         proxied_call(server, "before")
@@ -93,3 +95,33 @@ def test_reads_of_a_replaced_file_never_meet_the_old_files_wal(running, tmp_path
     with sqlite3.connect(database) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert stored_traces(database) == {"before"}
+
+
+def held_and_dropped(server) -> dict:
+    health = httpx.get(f"{server.api}/health", timeout=30).json()
+    return {key: health[key] for key in ("status", "unstoredWaiting", "unstoredDropped")}
+
+
+def test_records_refused_while_the_file_is_gone_are_held_within_the_cap_and_the_oldest_dropped(running, tmp_path):
+    """WHYOPS_UNSTORED_MAX_MB=0.02: 20 kB, a few proxied calls' records."""
+    database = running.sqlite_path
+    backup(database, tmp_path / "backup.sqlite3")
+    database.unlink()
+    calls = [f"while-deleted-{n}" for n in range(30)]
+    for trace_id in calls:
+        proxied_call(running, trace_id)
+    deadline = time.monotonic() + 15
+    while (figures := held_and_dropped(running))["unstoredWaiting"] + figures["unstoredDropped"] < len(calls):
+        assert time.monotonic() < deadline, figures
+        time.sleep(0.1)
+    held, dropped = figures["unstoredWaiting"], figures["unstoredDropped"]
+    assert figures["status"] == "unavailable" and 0 < held < len(calls) and dropped == len(calls) - held
+    shutil.copy(tmp_path / "backup.sqlite3", database)
+    assert ingest(running, "after").status_code == 201
+    read_trace(running, calls[-1], 2, timeout=15)
+    assert held_and_dropped(running) == {"status": "degraded", "unstoredWaiting": 0, "unstoredDropped": dropped}
+    # The newest ones are kept, the oldest dropped.
+    assert stored_traces(database) == {"before", "after", *calls[-held:]}
+    log = (running.data_dir / f"server-{running.port}.log").read_text()
+    assert len(re.findall("dropping the oldest", log)) == 1
+    assert f"but for {dropped} dropped past WHYOPS_UNSTORED_MAX_MB" in log

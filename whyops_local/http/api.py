@@ -17,7 +17,7 @@ from ..storage import exports, retention
 from ..storage.faults import Unstored, read_fault
 from ..storage.rows import register_agent
 from ..storage.totals import as_api, no_events, totals, totals_by
-from ..storage.writer import write
+from ..storage.writer import backlog, write
 from . import analysis
 from .guards import error_response, read_body
 from .ingest import ingest
@@ -71,12 +71,16 @@ async def events_ingest(request: HttpRequest):
     return HttpResponse(answer, status=status, content_type="application/json")
 
 
-@api.get("/health", summary="Liveness, versions, and the data's size and counts")
+@api.get("/health", summary="Liveness, versions, the data's size and counts, and writes held or dropped")
 async def health(request: HttpRequest):
-    """With the database unreadable, what can still be said, beside the 503's error."""
+    """``degraded`` while proxied calls' records the database refused wait to be stored, or once some
+    were dropped (``unstoredWaiting``, ``unstoredDropped``); with the database unreadable, that is
+    still said, beside the 503's error."""
     from django.db import connection
 
-    about = {"status": "ok", "database": connection.vendor, "priceData": pricing.PRICE_DATA_VERSION}
+    held = backlog()
+    about = {"status": "degraded" if any(held.values()) else "ok", "database": connection.vendor,
+             "priceData": pricing.PRICE_DATA_VERSION, **held}
     try:
         return {**about, **await sync_to_async(retention.data_figures)()}
     except DatabaseError as exc:
