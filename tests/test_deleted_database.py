@@ -3,6 +3,7 @@ read route answers 503 JSON, every page a plain 503 page, each saying what happe
 do; no read makes an empty database in its place; once the file is back, reads work without a restart.
 And the proxied calls' records the database refused meanwhile are held within WHYOPS_UNSTORED_MAX_MB."""
 
+import json
 import os
 import re
 import shutil
@@ -11,6 +12,8 @@ import time
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from .proxy_fixtures import read_trace
 from .servers import ON_POSTGRES, run_server
@@ -95,6 +98,26 @@ def test_reads_of_a_replaced_file_never_meet_the_old_files_wal(running, tmp_path
     with sqlite3.connect(database) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert stored_traces(database) == {"before"}
+
+
+def hello(server, path: str) -> dict:
+    with connect(f"ws://127.0.0.1:{server.port}{path}", origin=server.url, open_timeout=30) as socket:
+        return json.loads(socket.recv(timeout=30))
+
+
+def test_live_pages_are_refused_while_the_file_is_deleted_and_served_once_it_is_back(running, tmp_path):
+    database = running.sqlite_path
+    backup(database, tmp_path / "backup.sqlite3")
+    database.unlink()
+    for path in ("/ws/traces/", "/ws/traces/before"):
+        with pytest.raises(InvalidStatus) as refused:
+            hello(running, path)
+        assert refused.value.response.status_code == 403
+    log = (running.data_dir / f"server-{running.port}.log").read_text()
+    assert "refused a live page: The database file" in log and "Exception inside application" not in log
+    shutil.copy(tmp_path / "backup.sqlite3", database)
+    once_the_writer_let_go(running)
+    assert hello(running, "/ws/traces/before")["type"] == "hello"
 
 
 def held_and_dropped(server) -> dict:
