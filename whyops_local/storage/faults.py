@@ -73,7 +73,8 @@ def _sqlstate(exc: BaseException) -> str | None:
 
 
 # The file (st_dev, st_ino) the writer process has open, (0, 0) while none, in memory shared with the
-# server's process: see _ExistingFile.
+# server's process: see _ExistingFile. The writer is handed the server's (``database_file``); this
+# module's own array in the writer process stays (0, 0), so the writer never waits for itself.
 writer_has_open = multiprocessing.get_context("spawn").RawArray("q", 2)
 
 
