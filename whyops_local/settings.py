@@ -32,6 +32,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = WHYOPS_MAX_BODY_BYTES
 WHYOPS_BODY_TIMEOUT = float(os.environ.get("WHYOPS_BODY_TIMEOUT") or 30)
 # Database writes go to one writer process (storage/writer.py); tests write on their own thread instead.
 WHYOPS_DEDICATED_WRITER = True
+# Megabytes of proxied calls' records, answered to their clients but refused by the database (disk full,
+# read-only, its file gone), that the writer holds to store once it takes writes again; past it the oldest
+# are dropped, counted in /api/health's unstoredDropped.
+WHYOPS_UNSTORED_MAX_MB = float(os.environ.get("WHYOPS_UNSTORED_MAX_MB") or 256)
 # Flags (domain/flags.py) found as events are stored; "0" turns them off (for measuring their cost).
 WHYOPS_FLAGS = os.environ.get("WHYOPS_FLAGS", "1") != "0"
 # A JSON file of per-million-token prices that win over the bundled ones (README "Prices").

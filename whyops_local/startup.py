@@ -42,12 +42,16 @@ def refuse_exposure(host: str) -> None:
 
 
 def migrate() -> None:
-    """Set Django up and bring the database's tables up to date, quietly."""
+    """Set Django up and bring the database's tables up to date, quietly; the server's connections
+    opened after it (and its writer's) open that database file only while it is there."""
     import django
     from django.core.management import call_command
 
     django.setup()
     call_command("migrate", interactive=False, verbosity=0)
+    from .storage.faults import open_existing_only
+
+    open_existing_only()
 
 
 def banner(base: str) -> str:

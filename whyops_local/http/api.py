@@ -1,6 +1,7 @@
 """The WhyOps ingest API and whyops-local's read API (docs/whyops-protocol.md §2-4, §6)."""
 
 from asgiref.sync import sync_to_async
+from django.db import DatabaseError
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
@@ -13,10 +14,10 @@ from ..live.messages import publish_soon
 from ..models import Agent, Event, Trace
 from ..pages.standalone import standalone_html
 from ..storage import exports, retention
-from ..storage.faults import Unstored
+from ..storage.faults import Unstored, read_fault
 from ..storage.rows import register_agent
 from ..storage.totals import as_api, no_events, totals, totals_by
-from ..storage.writer import write
+from ..storage.writer import backlog, write
 from . import analysis
 from .guards import error_response, read_body
 from .ingest import ingest
@@ -70,12 +71,22 @@ async def events_ingest(request: HttpRequest):
     return HttpResponse(answer, status=status, content_type="application/json")
 
 
-@api.get("/health", summary="Liveness, versions, and the data's size and counts")
+@api.get("/health", summary="Liveness, versions, the data's size and counts, and writes held or dropped")
 async def health(request: HttpRequest):
+    """``degraded`` while proxied calls' records the database refused wait to be stored, or once some
+    were dropped (``unstoredWaiting``, ``unstoredDropped``); with the database unreadable, that is
+    still said, beside the 503's error."""
     from django.db import connection
 
-    return {"status": "ok", "database": connection.vendor, "priceData": pricing.PRICE_DATA_VERSION,
-            **await sync_to_async(retention.data_figures)()}
+    held = backlog()
+    about = {"status": "degraded" if any(held.values()) else "ok", "database": connection.vendor,
+             "priceData": pricing.PRICE_DATA_VERSION, **held}
+    try:
+        return {**about, **await sync_to_async(retention.data_figures)()}
+    except DatabaseError as exc:
+        if (fault := read_fault(exc)) is None:
+            raise
+        return error_response(fault.status, str(fault), extra={**about, "status": "unavailable"})
 
 
 @api.get("/traces", summary="Traces, newest activity first, with keyset paging")

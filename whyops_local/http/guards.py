@@ -9,6 +9,7 @@ from the ``?token=`` link the server prints at start-up)."""
 
 import hashlib
 import hmac
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from html import escape
@@ -21,6 +22,7 @@ from django.http.cookie import parse_cookie
 from django.views import defaults
 
 from ..domain.schemas import Invalid
+from ..storage.faults import read_fault
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The SDK-facing routes whose bodies are JSON: a browser can send text/plain, form or beacon bodies to
@@ -153,7 +155,7 @@ _SIGN_IN = ("This server was started with <code>WHYOPS_API_KEY</code>, so its pa
             "this server. API clients send <code>Authorization: Bearer &lt;WHYOPS_API_KEY&gt;</code>.")
 
 
-_TITLES = {500: "Server error"}
+_TITLES = {500: "Server error", 503: "The database is unavailable"}
 
 
 def refusal(path: str, status: int, error: str, details: list | None = None,
@@ -169,17 +171,22 @@ def refusal(path: str, status: int, error: str, details: list | None = None,
 MESSAGE_500 = "Internal server error: the server's log has the details"
 
 
-def server_error(path: str) -> Answer:
-    """The answer to an unexpected exception (logged where it was caught); never a traceback."""
+def server_error(path: str, exc: BaseException | None) -> Answer:
+    """The answer to an unexpected exception (logged where it was caught); never a traceback.
+
+    The SQLite file deleted or replaced under a running server is no fault of the route that read it:
+    every read fails alike, so it is told here, once for all of them, as a 503 saying what to do."""
+    if fault := read_fault(exc):
+        return refusal(path, fault.status, str(fault))
     return refusal(path, 500, MESSAGE_500)
 
 
 def _json_on_api_routes(status: int, error: str, page_view):
     """A handler (Django's handler404 and kin) that answers JSON on API routes, ``page_view`` on pages."""
 
-    def view(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:  # handler500 gets none
+    def view(request: HttpRequest, exception: Exception) -> HttpResponse:
         if _is_page(request.path_info):
-            return page_view(request) if exception is None else page_view(request, exception)
+            return page_view(request, exception)
         return as_response(refusal(request.path_info, status, error))
 
     return view
@@ -188,7 +195,12 @@ def _json_on_api_routes(status: int, error: str, page_view):
 bad_request = _json_on_api_routes(400, "Bad request", defaults.bad_request)
 permission_denied = _json_on_api_routes(403, "Forbidden", defaults.permission_denied)
 not_found = _json_on_api_routes(404, "No such route", defaults.page_not_found)
-internal_error = _json_on_api_routes(500, MESSAGE_500, defaults.server_error)
+
+
+def internal_error(request: HttpRequest) -> HttpResponse:
+    """handler500, as ``Guard`` answers: Django calls it while it handles the exception, which
+    ``sys.exc_info`` then holds."""
+    return as_response(server_error(request.path_info, sys.exc_info()[1]))
 
 
 def as_response(answer: Answer) -> HttpResponse:
@@ -207,8 +219,8 @@ def too_large() -> Invalid:
     )
 
 
-def error_response(status: int, error: str, details: list | None = None) -> JsonResponse:
-    return JsonResponse({"error": error, "details": details or []}, status=status)
+def error_response(status: int, error: str, details: list | None = None, extra: dict | None = None) -> JsonResponse:
+    return JsonResponse({"error": error, "details": details or [], **(extra or {})}, status=status)
 
 
 def read_body(request: HttpRequest) -> bytes:

@@ -72,10 +72,10 @@ class Guard:
 
         try:
             await self.app(scope, receive, sending)
-        except Exception:
+        except Exception as exc:
             logger.exception("Internal server error answering %s %s", scope["method"], scope["path"])
             if not started:
-                await _send(send, guards.server_error(path))
+                await _send(send, guards.server_error(path, exc))
 
 
 async def _send(send, answer: guards.Answer) -> None:

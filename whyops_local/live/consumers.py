@@ -19,9 +19,11 @@ from collections import defaultdict
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
+from django.db import DatabaseError
 from django.db.models import Max
 
 from ..models import Event
+from ..storage.faults import read_fault
 from . import messages as live
 from .messages import TRACE_LIST_GROUP, trace_group
 
@@ -88,7 +90,7 @@ def hub() -> Hub:
 
 
 class _RelayConsumer(AsyncJsonWebsocketConsumer):
-    group: str
+    group: str | None
     # Messages heard before the hello went out, sent right after it.
     held: list[str] | None = None
 
@@ -97,7 +99,17 @@ class _RelayConsumer(AsyncJsonWebsocketConsumer):
         await hub().join(group, self)
         live.listening.value += 1  # before reading the newest seq (see messages.py)
         self.group = group
-        seq = await database_sync_to_async(lambda: events.aggregate(seq=Max("pk"))["seq"] or 0)()
+        try:
+            seq = await database_sync_to_async(lambda: events.aggregate(seq=Max("pk"))["seq"] or 0)()
+        except DatabaseError as exc:
+            await self.disconnect(1011)  # counted out now: a consumer that raises is never told to disconnect
+            if (fault := read_fault(exc)) is None:
+                raise
+            # Refused before the handshake ends, as the page's reconnecting with backoff expects; a
+            # traceback for each retry would bury what the log says about the database.
+            log.warning("refused a live page: %s", fault)
+            await self.close()
+            return
         await self.accept()
         await self.send_json({"type": "hello", "seq": seq})
         held, self.held = self.held, None
@@ -114,8 +126,9 @@ class _RelayConsumer(AsyncJsonWebsocketConsumer):
             log.exception("could not relay a live message")
 
     async def disconnect(self, code: int) -> None:
-        if getattr(self, "group", None):
-            await hub().leave(self.group, self)
+        if group := getattr(self, "group", None):
+            self.group = None  # once: it is also called after a join that failed
+            await hub().leave(group, self)
             live.listening.value -= 1
 
 

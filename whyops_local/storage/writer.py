@@ -38,7 +38,7 @@ from ..background import in_background
 from ..domain import jsontext
 from ..domain.schemas import Invalid, parse_events
 from ..live import messages as live
-from .faults import Unstored, fault_of
+from .faults import Unstored, fault_of, writer_has_open
 
 if TYPE_CHECKING:  # imported where used: this module is also the spawned writer's entry, set up before models
     from .rows import EventsJob, RowCache, Saved
@@ -52,7 +52,8 @@ MAX_GROUP_BYTES = 512 * 1024
 # the server holds each one until then, to hand it to the next writer should this one die.
 ACK_EVERY = 64
 # Writes nobody waits for that the database refused (full, read-only, its file gone) are kept and tried
-# again before the next write, and at least this often (seconds) while none comes.
+# again before the next write, and at least this often (seconds) while none comes; as often, a writer
+# with nothing to do looks at its SQLite file, to let go of one deleted or replaced (storage/faults.py).
 RETRY_EVERY = 1.0
 _CLOSED = object()
 
@@ -218,8 +219,9 @@ class _WriterProcess:
         # Spawned, not forked: forking a server with running threads is unsafe.
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe()
-        self._process = context.Process(target=serve, args=(theirs, settings.DATABASES, live.listening),
-                                        name="whyops-writer", daemon=True)
+        shared = (live.listening, _backlog, writer_has_open)
+        self._process = context.Process(target=serve, args=(theirs, settings.DATABASES, *shared), name="whyops-writer",
+                                        daemon=True)
         self._process.start()
         if not self._ever_started:
             self._ever_started = True
@@ -308,6 +310,16 @@ class _WriterProcess:
         self.hand_over()
 
 
+# How many refused writes the writer holds now, and has dropped since the server started (see _Refused),
+# in memory shared with it.
+_backlog = multiprocessing.get_context("spawn").RawArray("q", 2)
+
+
+def backlog() -> dict[str, int]:
+    """The refused writes held to try again (``unstoredWaiting``) and dropped past WHYOPS_UNSTORED_MAX_MB."""
+    return {"unstoredWaiting": _backlog[0], "unstoredDropped": _backlog[1]}
+
+
 def _settle_all(settled: list[tuple[Done, Any]]) -> None:
     for done, outcome in settled:
         try:
@@ -389,7 +401,7 @@ async def ingest(body: bytes, user: str | None) -> tuple[int, bytes]:
 # Spawned: Django is set up here with the server's own database settings before anything touches a model.
 
 
-def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
+def serve(conn: Connection, databases: dict[str, Any], listening, figures, has_open) -> None:
     # Ctrl-C, and a SIGTERM sent to the process group, reach the writer too, maybe first: it stops when
     # the server says so or goes away, after the commit it is in.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -407,13 +419,14 @@ def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
     # A thread of its own keeps reading, so the server never blocks sending while a commit runs.
     threading.Thread(target=_receive, args=(conn, inbox), name="whyops-writer-inbox", daemon=True).start()
     cache = RowCache()  # kept between commits, while no other process writes (see RowCache)
-    database = database_file()
-    refused: deque[tuple[int, Write]] = deque()  # unawaited writes the database refused, to try again
+    database = database_file(has_open)
+    refused = _Refused(settings.WHYOPS_UNSTORED_MAX_MB * 1024 * 1024, figures)
     held = None
     done = acked = 0  # the unawaited writes done, and said to be done
     while True:
         try:
-            item, held = held or inbox.get(timeout=RETRY_EVERY if refused else None), None
+            waking = refused or (database and database.opened)
+            item, held = held or inbox.get(timeout=RETRY_EVERY if waking else None), None
         except queue.Empty:
             item = None
         if item is _CLOSED:  # the server is gone
@@ -433,7 +446,7 @@ def serve(conn: Connection, databases: dict[str, Any], listening) -> None:
             replies += _performed(item, cache, refused, fault)
             done = max(done, -item[0])
         # Said done up to the first write refused: a writer dying now leaves the rest to the next one.
-        sayable = -refused[0][0] - 1 if refused else done
+        sayable = -refused.first()[0] - 1 if refused else done
         if sayable > acked and (replies or sayable - acked >= ACK_EVERY):
             replies.append((None, sayable))
             acked = sayable
@@ -471,7 +484,58 @@ def _queued_group(first: tuple[int, Ingest | OtlpExport], inbox: queue.SimpleQue
     return group, None
 
 
-def _performed(item: tuple[int, Write], cache: "RowCache", refused: deque, fault: Unstored | None) -> list:
+class _Refused:
+    """Writes nobody waits for that the database refused, in order, to try again.
+
+    They were answered to their clients already (proxied calls' records), and the server holds each
+    one too until the writer says it is done: past WHYOPS_UNSTORED_MAX_MB of them the oldest are
+    dropped, and counted where ``/api/health`` shows them, rather than both processes growing for as
+    long as the database stays down. Dropping the oldest is what lets the writer say the writes up to
+    the first one held are done, so the server lets go of its copies as well."""
+
+    def __init__(self, budget: float, figures) -> None:
+        self._writes: deque[tuple[int, Write, int]] = deque()  # with their pickled sizes
+        self._bytes = 0
+        self._budget = budget
+        self._figures = figures  # writer._backlog, shared with the server
+        self._figures[0] = 0
+        self._dropped = 0  # since the database last took writes
+
+    def __bool__(self) -> bool:
+        return bool(self._writes)
+
+    def first(self) -> tuple[int, Write]:
+        task_id, task, _ = self._writes[0]
+        return task_id, task
+
+    def append(self, item: tuple[int, Write]) -> None:
+        size = len(pickle.dumps(item[1], pickle.HIGHEST_PROTOCOL))
+        self._writes.append((*item, size))
+        self._bytes += size
+        while self._bytes > self._budget:
+            self._bytes -= self._writes.popleft()[2]
+            if not self._dropped:
+                log.error("the writes the database refused take more than WHYOPS_UNSTORED_MAX_MB (%g MB): dropping "
+                          "the oldest from now on, counted in /api/health's unstoredDropped",
+                          self._budget / 1024 / 1024)
+            self._dropped += 1
+            self._figures[1] += 1
+        self._figures[0] = len(self._writes)
+
+    def stored_first(self) -> None:
+        self._bytes -= self._writes.popleft()[2]
+        self._figures[0] = len(self._writes)
+        if self._writes:
+            return
+        if self._dropped:
+            log.error("the database takes writes again: the writes it refused are stored, but for %d dropped past "
+                      "WHYOPS_UNSTORED_MAX_MB", self._dropped)
+        else:
+            log.warning("the database takes writes again: the writes it refused are stored")
+        self._dropped = 0
+
+
+def _performed(item: tuple[int, Write], cache: "RowCache", refused: _Refused, fault: Unstored | None) -> list:
     task_id, task = item
     if task_id < 0 and refused:  # behind the writes refused before it, in order
         refused.append(item)
@@ -487,21 +551,19 @@ def _performed(item: tuple[int, Write], cache: "RowCache", refused: deque, fault
     return [(task_id, outcome)]
 
 
-def _retried(refused: deque, cache: "RowCache") -> list:
+def _retried(refused: _Refused, cache: "RowCache") -> list:
     """The refused writes tried again, in order, until the database refuses one again."""
     replies = []
     while refused:
-        task_id, task = refused[0]
+        task_id, task = refused.first()
         outcome = _answer(perform(task, cache))
         if isinstance(outcome, Unstored):
             break
-        refused.popleft()
+        refused.stored_first()
         if isinstance(outcome, Exception):
             log.error("a write nobody waited for failed: %r", outcome)
         elif outcome:
             replies.append((task_id, outcome))
-    if not refused:
-        log.warning("the database takes writes again: the writes it refused are stored")
     return replies
 
 
