@@ -191,9 +191,14 @@ async def test_a_running_call_nobody_watches_sends_nothing(monkeypatch):
 async def test_a_server_process_joins_a_group_once_for_all_its_pages_and_each_page_hears_every_event():
     from channels.layers import get_channel_layer
 
+    from whyops_local.live.consumers import hub
+
+    before = set(get_channel_layer().channels)
     pages = [await connect("/ws/traces/fan-out") for _ in range(3)]
     try:
         assert len(get_channel_layer().groups[live.trace_group("fan-out")]) == 1
+        # Only the hub receives from the layer, no page on a channel of its own.
+        assert set(get_channel_layer().channels) - before == {hub().channel}
         (saved,) = await send(event("fan-out"))
         for ws in pages:
             heard = await ws.receive_json_from(timeout=2)

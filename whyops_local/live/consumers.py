@@ -88,6 +88,10 @@ def hub() -> Hub:
 
 
 class _RelayConsumer(AsyncJsonWebsocketConsumer):
+    # No channel-layer channel of its own (an alias with no layer): the hub receives for every page.
+    # With one, each page kept a receive waiting on the layer; on Redis, whichever page's receive held
+    # the layer's BZPOPMIN was closed with 1011 when that read timed out.
+    channel_layer_alias = None
     group: str
     # Messages heard before the hello went out, sent right after it.
     held: list[str] | None = None
