@@ -207,3 +207,20 @@ async def test_a_server_process_joins_a_group_once_for_all_its_pages_and_each_pa
         for ws in pages:
             await ws.disconnect()
     assert live.trace_group("fan-out") not in get_channel_layer().groups  # left once the last page went
+
+
+@pytest.mark.skipif(bool(os.environ.get("REDIS_URL")), reason="times its sends against the in-memory layer")
+async def test_pages_hear_every_message_of_a_burst_bigger_than_the_layer_holds_while_they_are_sent_to():
+    from channels.layers import get_channel_layer
+
+    pages = [await connect("/ws/traces/burst") for _ in range(100)]  # a fan-out of several turns a message
+    burst = get_channel_layer().capacity + 50
+    try:
+        for i in range(burst):  # one by one, as ingest requests would
+            await live.publish([(live.trace_group("burst"), {"type": "test", "i": i})])
+            await asyncio.sleep(0.001)
+        for ws in pages:
+            assert [(await ws.receive_json_from(timeout=10))["i"] for _ in range(burst)] == list(range(burst))
+    finally:
+        for ws in pages:
+            await ws.disconnect()
