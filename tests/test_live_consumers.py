@@ -191,9 +191,14 @@ async def test_a_running_call_nobody_watches_sends_nothing(monkeypatch):
 async def test_a_server_process_joins_a_group_once_for_all_its_pages_and_each_page_hears_every_event():
     from channels.layers import get_channel_layer
 
+    from whyops_local.live.consumers import hub
+
+    before = set(get_channel_layer().channels)
     pages = [await connect("/ws/traces/fan-out") for _ in range(3)]
     try:
         assert len(get_channel_layer().groups[live.trace_group("fan-out")]) == 1
+        # Only the hub receives from the layer, no page on a channel of its own.
+        assert set(get_channel_layer().channels) - before == {hub().channel}
         (saved,) = await send(event("fan-out"))
         for ws in pages:
             heard = await ws.receive_json_from(timeout=2)
@@ -202,3 +207,20 @@ async def test_a_server_process_joins_a_group_once_for_all_its_pages_and_each_pa
         for ws in pages:
             await ws.disconnect()
     assert live.trace_group("fan-out") not in get_channel_layer().groups  # left once the last page went
+
+
+@pytest.mark.skipif(bool(os.environ.get("REDIS_URL")), reason="times its sends against the in-memory layer")
+async def test_pages_hear_every_message_of_a_burst_bigger_than_the_layer_holds_while_they_are_sent_to():
+    from channels.layers import get_channel_layer
+
+    pages = [await connect("/ws/traces/burst") for _ in range(100)]  # a fan-out of several turns a message
+    burst = get_channel_layer().capacity + 50
+    try:
+        for i in range(burst):  # one by one, as ingest requests would
+            await live.publish([(live.trace_group("burst"), {"type": "test", "i": i})])
+            await asyncio.sleep(0.001)
+        for ws in pages:
+            assert [(await ws.receive_json_from(timeout=10))["i"] for _ in range(burst)] == list(range(burst))
+    finally:
+        for ws in pages:
+            await ws.disconnect()

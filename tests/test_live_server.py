@@ -7,7 +7,9 @@ import subprocess
 import time
 import uuid
 
+import httpx
 import pytest
+from channels_redis.core import RedisChannelLayer
 from websockets.asyncio.client import connect
 from whyops import WhyOps
 
@@ -79,3 +81,29 @@ async def test_two_server_processes_share_live_updates_through_redis(tmp_path, r
     with run_server(tmp_path, env) as first, run_server(tmp_path, env) as second:
         await assert_live(listening_server=first, sending_server=second)
         await assert_live(listening_server=second, sending_server=first)
+
+
+async def test_hundreds_of_pages_open_through_quiet_redis_receives_all_hear_the_next_event(tmp_path, redis_url):
+    """Each wait for a Redis message is one BZPOPMIN of ``brpop_timeout`` seconds; a page open through
+    several of them must not be closed (1011) by one of them timing out, and must hear what comes next."""
+    pages = 300
+    trace_id = f"quiet-{uuid.uuid4().hex}"
+    event = {"eventType": "user_message", "traceId": trace_id, "agentName": "live-agent",
+             "content": {"messages": [{"role": "user", "content": "hello"}]}}
+    with run_server(tmp_path, {"REDIS_URL": redis_url}) as server:
+        assert httpx.post(f"{server.api}/events/ingest", json=event).status_code == 201
+        sockets = []
+        for _ in range(0, pages, 50):  # daphne listens with a backlog of 50
+            sockets += await asyncio.gather(*(listen(server, f"/ws/traces/{trace_id}") for _ in range(50)))
+        try:
+            await asyncio.sleep(2 * RedisChannelLayer.brpop_timeout + 1)
+            assert httpx.post(f"{server.api}/events/ingest", json=event).status_code == 201
+            heard = await asyncio.gather(*(next_message(ws, "event.new", timeout=30) for ws in sockets),
+                                         return_exceptions=True)
+            assert [h for h in heard if isinstance(h, BaseException)] == []
+            assert {h["event"]["stepId"] for h in heard} == {2}
+        finally:
+            await asyncio.gather(*(ws.close() for ws in sockets))
+        # Nor did the hub's own receive time out (it retries, but a message popped then is lost).
+        log = (tmp_path / f"server-{server.port}.log").read_text()
+        assert "could not receive live messages" not in log and "Exception inside application" not in log

@@ -119,7 +119,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 if os.environ.get("REDIS_URL"):
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [os.environ["REDIS_URL"]]}}
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [
+            # A receive is a BZPOPMIN answered after 5 s when nothing came; redis-py's default socket timeout
+            # is 5 s too, so a quiet channel's read timed out (and a message popped just then was lost).
+            # Options in the URL (?socket_timeout=) still win.
+            {"address": os.environ["REDIS_URL"], "socket_timeout": 30},
+        ]}}
     }
 
 USE_TZ = True
