@@ -143,8 +143,9 @@ def _is_page(path: str) -> bool:
 
 
 _PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>whyops-local: {title}</title></head>
-<body style="font-family: system-ui, sans-serif; max-width: 42em; margin: 4em auto; line-height: 1.5">
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>whyops-local: {title}</title></head>
+<body style="font-family: system-ui, sans-serif; max-width: 42em; margin: 4em auto; padding: 0 1em; line-height: 1.5">
 <h1>{title}</h1>
 <p>{message}</p>
 </body></html>
