@@ -42,7 +42,6 @@ def parsed_or_as_is(value: Any) -> Any:
     return value
 
 
-_LONE_SURROGATES = re.compile("[\ud800-\udfff]")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
