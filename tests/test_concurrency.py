@@ -56,3 +56,33 @@ def test_two_server_processes_on_one_sqlite_file_keep_one_trace_consistent(tmp_p
         for server in (first, second):
             trace = httpx.get(f"{server.api}/traces/shared").json()
             assert trace["eventCount"] == 30 and trace["usage"]["promptTokens"] == 300 and trace["llmCalls"] == 30
+
+
+async def test_a_trace_read_while_it_grows_has_totals_that_agree_with_its_events(server):
+    """The trace's row and its events are read in one snapshot: a commit between the two reads would give
+    totals (and flags) that lag the events listed beside them."""
+    trace_id = f"growing-{uuid.uuid4().hex}"
+    sent, done = 400, asyncio.Event()
+
+    async def send() -> None:
+        async with httpx.AsyncClient(timeout=60) as http:
+            for i in range(sent):
+                response = await http.post(f"{server.api}/events/ingest", json={
+                    "eventType": "llm_response", "traceId": trace_id, "agentName": "growing",
+                    "content": {"content": f"answer {i}"}, "metadata": {"model": "gpt-4o-mini", "provider": "openai"}})
+                assert response.status_code == 201, response.text
+        done.set()
+
+    async def read() -> list[tuple[int, int, int]]:
+        disagreed = []
+        async with httpx.AsyncClient(timeout=60) as http:
+            while not done.is_set():
+                answer = await http.get(f"{server.api}/traces/{trace_id}")
+                if answer.status_code == 200:
+                    trace = answer.json()
+                    if not trace["eventCount"] == trace["llmCalls"] == len(trace["events"]):
+                        disagreed.append((trace["eventCount"], trace["llmCalls"], len(trace["events"])))
+        return disagreed
+
+    _, disagreed = await asyncio.gather(send(), read())
+    assert disagreed == []

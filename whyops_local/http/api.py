@@ -7,15 +7,16 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 
 from ..domain import flags as flag_rules
-from ..domain import jsontext, pricing
+from ..domain import pricing
 from ..domain.schemas import AgentInitIn, EventIn, Invalid, parse_agent_init
 from ..domain.spans import tool_spans
 from ..live.messages import publish_soon
 from ..models import Agent, Event, Trace
-from ..pages.standalone import standalone_html
-from ..storage import exports, retention
+from ..pages.standalone import export_file
+from ..storage import retention
 from ..storage.faults import Unstored, read_fault
 from ..storage.rows import register_agent
+from ..storage.snapshot import snapshot
 from ..storage.totals import as_api, no_events, totals, totals_by
 from ..storage.writer import backlog, write
 from . import analysis
@@ -133,16 +134,16 @@ def compare_traces(request: HttpRequest, a: str = "", b: str = ""):
 @api.get("/traces/{path:trace_id}/export", summary="One trace as a JSON document (events, raw exchanges, agent "
          "version), for `manage.py import`; `?format=html`: one self-contained HTML file")
 def export_trace(request: HttpRequest, trace_id: str, format: str = "json"):
-    trace = Trace.objects.select_related("agent", "agent_version").filter(trace_id=trace_id).first()
-    if trace is None:
-        return error_response(404, f"No trace with traceId {trace_id!r}")
     if format not in ("json", "html"):
         return error_response(400, "Validation failed", [{"field": "format", "message": "json or html", "code": "value_error"}])
+    document = export_file(trace_id, html=format == "html")
+    if document is None:
+        return error_response(404, f"No trace with traceId {trace_id!r}")
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in trace_id)[:80]
     if format == "html":
-        return HttpResponse(standalone_html(trace), content_type="text/html; charset=utf-8",
+        return HttpResponse(document, content_type="text/html; charset=utf-8",
                             headers={"Content-Disposition": f'attachment; filename="{name}.html"'})
-    return HttpResponse(jsontext.dumps(exports.export_trace(trace)), content_type="application/json",
+    return HttpResponse(document, content_type="application/json",
                         headers={"Content-Disposition": f'attachment; filename="{name}.json"'})
 
 
@@ -158,10 +159,11 @@ async def delete_trace(request: HttpRequest, trace_id: str):
 @api.get("/traces/{path:trace_id}", summary="One trace with its events in step order and its tool spans")
 def get_trace(request: HttpRequest, trace_id: str, after: int | None = None):
     """``after=<seq>``: only the events stored after that live-update sequence number (an event's ``id``)."""
-    trace = Trace.objects.select_related("agent", "agent_version").filter(trace_id=trace_id).first()
-    if trace is None:
-        return error_response(404, f"No trace with traceId {trace_id!r}")
-    return trace_detail(trace, after)
+    with snapshot():
+        trace = Trace.objects.select_related("agent", "agent_version").filter(trace_id=trace_id).first()
+        if trace is None:
+            return error_response(404, f"No trace with traceId {trace_id!r}")
+        return trace_detail(trace, after)
 
 
 @api.get("/agents", summary="Agents with their latest version")

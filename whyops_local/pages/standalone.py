@@ -7,11 +7,13 @@ from pathlib import Path
 from django.conf import settings
 from django.template.loader import render_to_string
 
+from ..domain import jsontext
 from ..domain.events import KIND_NAMES
 from ..domain.searchtext import text_of
 from ..models import Trace
 from ..storage import exports
 from ..storage.content import PACKED_KINDS
+from ..storage.snapshot import snapshot
 
 
 def _static(relative: str) -> str:
@@ -42,3 +44,12 @@ def standalone_html(trace: Trace) -> str:
         "css": _static("css/base.css") + "\n" + _static("css/pages/trace.css") + "\n" + _static("css/pages/standalone.css"),
         "script": _static("js/pages/standalone.js"),
     })
+
+
+@snapshot()  # the trace's totals and its events from one state, however fast it grows
+def export_file(trace_id: str, html: bool) -> str | None:
+    """The trace ``trace_id`` as a JSON document (``html``: one HTML file); None when there is none."""
+    trace = Trace.objects.select_related("agent", "agent_version").filter(trace_id=trace_id).first()
+    if trace is None:
+        return None
+    return standalone_html(trace) if html else jsontext.dumps(exports.export_trace(trace))

@@ -18,6 +18,7 @@ from ..domain.waterfall import build_tree
 from ..live.messages import running_calls
 from ..models import Event, Trace
 from ..storage.analysis import call_context
+from ..storage.snapshot import snapshot
 from ..storage.totals import by_model
 from . import display, exchange
 from .conversation import conversation
@@ -184,6 +185,7 @@ def _summed_breakdowns(trace: Trace) -> list[dict[str, Any]]:
 
 
 @page
+@snapshot()  # the header's totals, the graph and the panel from one state of the trace
 def trace_page(request: HttpRequest, trace_id: str) -> HttpResponse:
     trace = Trace.objects.select_related("agent", "agent_version").filter(trace_id=trace_id).first()
     if trace is None:

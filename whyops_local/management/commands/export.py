@@ -2,10 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ...domain import jsontext
-from ...models import Trace
-from ...pages.standalone import standalone_html
-from ...storage import exports
+from ...pages.standalone import export_file
 
 
 class Command(BaseCommand):
@@ -16,7 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("--html", action="store_true", help="a self-contained HTML file instead of JSON")
 
     def handle(self, *args, trace_id: str, html: bool, **options) -> None:
-        trace = Trace.objects.select_related("agent", "agent_version").filter(trace_id=trace_id).first()
-        if trace is None:
+        document = export_file(trace_id, html)
+        if document is None:
             raise CommandError(f"no trace with traceId {trace_id!r}")
-        self.stdout.write(standalone_html(trace) if html else jsontext.dumps(exports.export_trace(trace)))
+        self.stdout.write(document)
