@@ -195,7 +195,8 @@ def test_an_unknown_trace_answers_404_and_shows_the_trace_when_its_first_event_a
 def test_no_page_scrolls_sideways_at_390_px(server, browser):
     trace = sdk_trace(server)
     user_message(server, trace.tid, "x" * 300 + " wide", "narrow-user")
-    trace.llm_response_sync("openai/gpt-4o-mini", "openai", "```\n" + "y" * 300 + "\n```",
+    # A 5-minute call: the span tree's axis labels are at their widest ("2 min 30 s").
+    trace.llm_response_sync("openai/gpt-4o-mini", "openai", "```\n" + "y" * 300 + "\n```", latency_ms=301_000,
                             usage={"promptTokens": 1, "completionTokens": 1, "totalTokens": 2})
     phone = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": False}
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", phone)
@@ -205,6 +206,12 @@ def test_no_page_scrolls_sideways_at_390_px(server, browser):
             browser.get(server.url + path)
             wait_for(browser, lambda d: d.execute_script("return document.readyState") == "complete")
             assert browser.execute_script("return document.documentElement.scrollWidth") <= 390, path
+        browser.get(f"{server.url}/traces/{trace.tid}")
+        wait_ready(browser)
+        ticks = browser.execute_script(
+            "return [...document.querySelectorAll('.wf-tick')].map(t => t.getBoundingClientRect())"
+            ".filter(r => r.width).map(r => [r.left, r.right])")
+        assert len(ticks) >= 2 and all(a[1] <= b[0] for a, b in zip(ticks, ticks[1:])), ticks
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
