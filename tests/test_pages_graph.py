@@ -41,6 +41,20 @@ def test_labels_summarise_each_kind():
     assert label(ev(1, "user_message", {"messages": [{"role": "user", "content": "x" * 200}]})).endswith("…")
 
 
+def test_a_tool_result_says_what_the_tools_answered():
+    assert label(ev(1, "tool_result", {"toolName": "search_orders", "output": {"status": "shipped"}})) == \
+        'search_orders → {"status": "shipped"}'
+    # Proxied: the history a request ends with, each output named by the call that asked for it.
+    history = {"messages": [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}},
+                                             {"id": "c2", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": '{"temperatureC": 18}'},
+        {"role": "tool", "tool_call_id": "c2", "content": "14:05"}]}
+    assert label(ev(1, "tool_result", history)) == 'get_weather → {"temperatureC": 18}; get_time → 14:05'
+    assert label(ev(1, "tool_result", {})) == "tool result"
+
+
 def test_turns_start_at_each_user_message():
     events = SUPPORT + [ev(7, "user_message", {"messages": [{"role": "user", "content": "Thanks"}]}),
                         ev(8, "error", {"message": "boom"})]

@@ -196,9 +196,9 @@ def _call_names(messages: list[Any]) -> dict[str, str]:
     return names
 
 
-def tool_results(content: Any) -> list[dict[str, Any]]:
-    """The tool results that end a proxied request's history (what the tools answered), each with the
-    tool's name from the assistant message that called it."""
+def tool_outputs(content: Any) -> list[tuple[str | None, str | None, Any]]:
+    """``(call id, tool name, output)`` of the tool results that end a proxied request's history (what
+    the tools answered), each named from the assistant message that called it."""
     messages = content.get("messages") if isinstance(content, dict) else None
     if not isinstance(messages, list):
         return []
@@ -209,5 +209,9 @@ def tool_results(content: Any) -> list[dict[str, Any]]:
             break
         results = found + results
     names = _call_names(messages)
-    return [{"id": call_id, "name": names.get(str(call_id)), "blocks": blocks(parse_json_string(output))}
-            for call_id, output in results]
+    return [(call_id, names.get(str(call_id)), parse_json_string(output)) for call_id, output in results]
+
+
+def tool_results(content: Any) -> list[dict[str, Any]]:
+    """``tool_outputs`` as display blocks."""
+    return [{"id": call_id, "name": name, "blocks": blocks(output)} for call_id, name, output in tool_outputs(content)]

@@ -6,10 +6,11 @@ message and everything after it up to the next user message. No Django imports: 
 milliseconds and cheap enough for 5,000-event traces.
 """
 
+import json
 from typing import Any
 
 from ..domain.events import STEP_KINDS, TOOL_EVENTS
-from .display import error_message, parse_json_string
+from .display import error_message, parse_json_string, tool_outputs
 
 LABEL_CHARS = 80
 # Nodes that branch off further than this many lanes share the last lane rather than run off screen.
@@ -74,6 +75,10 @@ def _tool_label(body: dict[str, Any], metadata: dict[str, Any]) -> str:
     return name
 
 
+def _compact(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
 def label(event: dict[str, Any]) -> str:
     """A one-line summary of an event, for a graph node or a timeline row."""
     kind, content = event["eventType"], event.get("content")
@@ -94,7 +99,9 @@ def label(event: dict[str, Any]) -> str:
     if kind in TOOL_EVENTS:
         return short(_tool_label(body, metadata))
     if kind == "tool_result":
-        return short(body.get("toolName") or "tool result")
+        outputs = tool_outputs(content) or [(None, body.get("toolName"), body.get("output"))]
+        return short("; ".join(f"{name or 'tool'} → {_compact(output)}" for _, name, output in outputs
+                               if name or output is not None) or "tool result")
     if kind == "embedding_request":
         inputs = body.get("input")
         return f"{len(inputs)} input(s)" if isinstance(inputs, list) else "embedding request"
