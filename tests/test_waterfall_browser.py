@@ -189,19 +189,20 @@ def _trace_with_one_call(proxied, fake) -> tuple[str, openai.OpenAI]:
     return trace_id, client
 
 
-def test_a_proxied_call_is_a_pending_row_while_upstream_has_not_answered(proxied, fake, browser):
+def test_a_proxied_call_is_pending_in_tree_and_graph_while_upstream_has_not_answered(proxied, fake, browser):
     trace_id, client = _trace_with_one_call(proxied, fake)
     browser.get(f"{proxied.url}/traces/{trace_id}")
     wait_ready(browser)
-    pending = "return document.querySelectorAll('#tree [data-pending]').length"
+    pending = "return document.querySelectorAll('#tree [data-pending], #graph [data-pending]').length"
     assert browser.execute_script(pending) == 0
     # slow-3: upstream sends no headers for 3 s.
     worker = threading.Thread(target=lambda: client.chat.completions.create(
         model="gpt-4o-mini-slow-3", messages=[{"role": "user", "content": "second"}], stream=True).close())
     worker.start()
     try:
-        wait_for(browser, lambda d: d.execute_script(pending) == 1, timeout=2.5)
+        wait_for(browser, lambda d: d.execute_script(pending) == 2, timeout=2.5)  # a row in the tree, a node in the graph
         assert "waiting for upstream" in browser.find_element("css selector", "#tree [data-pending]").text
+        assert "waiting for upstream" in browser.find_element("css selector", "#graph [data-pending]").text
     finally:
         worker.join(10)
     wait_for(browser, lambda d: d.execute_script(pending) == 0)

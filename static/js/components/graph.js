@@ -6,6 +6,7 @@ let WIDTH = 330;
 let kindNames = {};  // from the page's data: the server's one vocabulary of step kinds
 
 function title(node) {
+  if (node.pending) return `LLM call · ${node.model || "model"} · running`;
   const parts = [kindNames[node.kind] || node.kind];
   if (node.kind === "tool") parts.push(node.label);
   else if (node.model) parts.push(node.model);
@@ -115,6 +116,7 @@ export function renderGraph(container, data, { collapsed, selected, onSelect, on
       "data-kind": isNode ? node.kind : "turn",
       "data-node": isNode ? node.id : "",
     });
+    if (isNode && node.pending) g.setAttribute("data-pending", "");
     g.append(svg("rect", { class: "box", width: WIDTH, height: ROW, rx: 6 }));
     g.append(svg("rect", { class: "bar", width: 5, height: ROW, rx: 2 }));
     if (isNode) {

@@ -22,8 +22,32 @@ if (data.nodes.length > COLLAPSE_OVER && data.turns.length > 1) {
   for (const turn of data.turns) if (turn.index !== keep) state.collapsed.add(turn.index);
 }
 
+// Proxied calls still running: a node each at the end of the last turn, as in the tree.
+let pendingNodes = [];
+let pendingKey = "";
+
+function withPending(graph) {
+  const last = graph.nodes[graph.nodes.length - 1];
+  if (!pendingNodes.length || !last) return graph;
+  const nodes = pendingNodes.map((call) => ({
+    id: `pending-${call.id}`, kind: "pending", pending: true, stepIds: ["…"], lane: 0, turn: last.turn, latencyMs: null,
+    model: call.model, label: call.streaming ? "streaming…" : "waiting for upstream",
+  }));
+  return { ...graph, nodes: [...graph.nodes, ...nodes], edges: [...graph.edges, ...nodes.map((n) => [last.id, n.id])] };
+}
+
+function showPending(calls) {
+  tree.setPending(calls);
+  const running = calls.filter((call) => !call.ended);
+  // Redrawn when a call starts, starts streaming or ends: not on every tick of its growing bar.
+  const key = running.map((call) => `${call.id}:${call.streaming ? 1 : 0}`).join(",");
+  if (key === pendingKey) return;
+  [pendingNodes, pendingKey] = [running, key];
+  draw();
+}
+
 function draw() {
-  renderGraph(graphEl, data, { collapsed: state.collapsed, selected: state.selected, onSelect: select, onToggle: toggle });
+  renderGraph(graphEl, withPending(data), { collapsed: state.collapsed, selected: state.selected, onSelect: select, onToggle: toggle });
   markFlags();
   const el = document.getElementById(`step-${state.selected}`);
   if (el) el.scrollIntoView({ block: "nearest" });
@@ -140,7 +164,7 @@ function showDeleted() {
   notice.append(text);
   document.querySelector("main").replaceChildren(notice);
 }
-const calls = trackCalls(data.pending, (running) => tree.setPending(running));
+const calls = trackCalls(data.pending, showPending);
 connectLive(`/ws/traces/${encodeURIComponent(traceId).replaceAll("%2F", "/")}`, {
   onMessage: (message) => {
     if (message.type === "stream.state") document.getElementById("stream-state").hidden = !message.running;
