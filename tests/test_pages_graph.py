@@ -47,8 +47,9 @@ def test_a_tool_result_says_what_the_tools_answered():
     # Proxied: the history a request ends with, each output named by the call that asked for it.
     history = {"messages": [
         {"role": "user", "content": "weather?"},
-        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}},
-                                             {"id": "c2", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]},
+        {"role": "assistant", "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}},
+            {"id": "c2", "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]},
         {"role": "tool", "tool_call_id": "c1", "content": '{"temperatureC": 18}'},
         {"role": "tool", "tool_call_id": "c2", "content": "14:05"}]}
     assert label(ev(1, "tool_result", history)) == 'get_weather → {"temperatureC": 18}; get_time → 14:05'

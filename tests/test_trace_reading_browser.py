@@ -3,6 +3,7 @@
 Traces are made by the real whyops SDK, and by the real openai / anthropic SDKs through the proxy.
 """
 
+import itertools
 import json
 import threading
 import uuid
@@ -211,7 +212,7 @@ def test_no_page_scrolls_sideways_at_390_px(server, browser):
         ticks = browser.execute_script(
             "return [...document.querySelectorAll('.wf-tick')].map(t => t.getBoundingClientRect())"
             ".filter(r => r.width).map(r => [r.left, r.right])")
-        assert len(ticks) >= 2 and all(a[1] <= b[0] for a, b in zip(ticks, ticks[1:])), ticks
+        assert len(ticks) >= 2 and all(a[1] <= b[0] for a, b in itertools.pairwise(ticks)), ticks
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
