@@ -166,14 +166,14 @@ def trace_row(t: Any, streaming: set[str]) -> SafeString:
         '<tr id="trace-{}" data-trace-id="{}" data-seq="{}">'
         '<td class="pick"><input type="checkbox" name="t" value="{}" form="compare-form" aria-label="choose to compare"></td>'
         '<td>{} <span class="badge running" data-stream-state{}>in progress</span>{}</td>'
-        '<td>{}</td><td>{}</td>'
+        '<td class="one-line" title="{}">{}</td><td class="one-line" title="{}">{}</td>'
         '<td class="trace-id"><a href="{}">{}</a>{}</td>'
-        '<td><time datetime="{}" title="last event {} UTC">{}</time></td>'
+        '<td class="one-line"><time datetime="{}" title="last event {} UTC">{}</time></td>'
         '<td class="num">{}</td><td class="num">{}</td><td class="num">{}</td><td class="num">{}</td>'
         '<td class="num">{}</td><td class="num">{}</td></tr>\n',
         t.pk, t.trace_id, getattr(t, "last_seq", ""), t.trace_id,
         status, "" if t.trace_id in streaming else " hidden", flags,
-        agent, user,
+        t.agent.name, agent, t.external_user_id or "", user,
         _url("trace", t.trace_id), Truncator(t.trace_id).chars(40),
         format_html('<div class="snippet muted">{}</div>', snippet(found)) if found else "",
         started.isoformat(), last.strftime("%Y-%m-%d %H:%M:%S"), started.strftime("%Y-%m-%d %H:%M:%S"),
