@@ -217,6 +217,24 @@ def test_no_page_scrolls_sideways_at_390_px(server, browser):
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
 
 
+def test_list_rows_keep_names_and_times_on_one_line(server, browser):
+    trace = sdk_trace(server, "an-agent-with-a-rather-long-name")
+    user_message(server, trace.tid, "hi", "someone.with.a.long.address@example.com")
+    for width in (1440, 390):
+        browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                                {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": False})
+        try:
+            browser.get(f"{server.url}/")
+            # Each one line high (an ellipsis splits a cut text's client rects, so their height tells).
+            lines = browser.execute_script(
+                "const row = document.querySelector(`tr[data-trace-id='${arguments[0]}']`);"
+                "return [...row.querySelectorAll('td.one-line a, td.one-line time')]"
+                ".map(e => e.getBoundingClientRect().height / parseFloat(getComputedStyle(e).fontSize))", trace.tid)
+            assert len(lines) == 3 and all(height < 2 for height in lines), (width, lines)  # agent, user, started
+        finally:
+            browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
 def test_the_users_page_lists_end_users(server, browser):
     trace = sdk_trace(server)
     user_message(server, trace.tid, "hi", "listed-user-1")
