@@ -350,7 +350,7 @@ def _sqlite_datetime(value: datetime | None, db) -> str | None:
         return models.DateTimeField().get_db_prep_save(value, db)
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return str(value.replace(tzinfo=None))
+    return value.isoformat(" ")[:-6]  # str() of it naive, without "+00:00": half the time of replace() and str()
 
 
 def _converter(field: models.Field, vendor: str):
