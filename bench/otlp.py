@@ -1,6 +1,6 @@
 """OTLP spans per second readable through POST /v1/traces, beside raw sqlite3 inserts of the same rows.
 
-    python bench/otlp.py [--spans 3000] [--before ../main]
+    python bench/otlp.py [--spans 3000] [--before ../main] [--rounds 2]
 
 Starts the real server with a throwaway data dir and sends protobuf ExportTraceServiceRequests
 (the OTLP/HTTP exporter's default encoding), each span an LLM call with messages, usage and a
@@ -11,7 +11,8 @@ trace reads back (its summary, then every event through GET /api/traces/{id}) is
 
 Beside each rate: the server's and the writer process's CPU per span (less noisy than rates on a
 shared machine). ``--before DIR`` runs another checkout's server beside this one, the cases
-alternating between them (best of two each), and prints the ratio.
+alternating between them (best of ``--rounds`` each, which goes first swapped every round: the
+one measured first was 5% slower in the one-span case), and prints the ratio.
 
 Targets: one span per request from 8 senders >= 1,500 spans/s; 100-span requests >= 8,000 spans/s
 (4 senders); the 5,000-span trace readable within 2 s of its last export.
@@ -146,7 +147,7 @@ async def measured(server, spans: int, senders: int, per_request: int) -> tuple[
     return rate, used[0] * 1e6 / spans, used[1] * 1e6 / spans
 
 
-async def main(spans: int, before: Path | None) -> None:
+async def main(spans: int, before: Path | None, rounds: int) -> None:
     roots = {"this": ROOT, **({"before": before.resolve()} if before else {})}
     with contextlib.ExitStack() as stack:
         servers = {name: stack.enter_context(run_server(Path(stack.enter_context(tempfile.TemporaryDirectory())),
@@ -157,8 +158,8 @@ async def main(spans: int, before: Path | None) -> None:
         for name, scale, senders, per_request, per_transaction, target in CASES:
             raw = raw_sqlite_rate(2 * spans * scale, per_transaction) / 2
             runs: dict[str, list] = {checkout: [] for checkout in servers}
-            for _ in range(2 if before else 1):  # alternated, best of two: the machine is shared
-                for checkout, server in servers.items():
+            for turn in range(rounds if before else 1):  # alternated, best of the rounds: the machine is shared
+                for checkout, server in list(servers.items())[::-1 if turn % 2 else 1]:
                     runs[checkout].append(await measured(server, spans * scale, senders, per_request))
             results[name] = ({checkout: max(r) for checkout, r in runs.items()}, raw, target)
         big = {checkout: await big_trace(server.port) for checkout, server in servers.items()}
@@ -181,5 +182,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=3000, help="spans for the 8-sender case (others scale)")
     parser.add_argument("--before", type=Path, help="another checkout to measure beside this one, alternating")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per case and checkout with --before")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.spans, arguments.before))
+    asyncio.run(main(arguments.spans, arguments.before, arguments.rounds))

@@ -89,10 +89,15 @@ def cache_on_top(provider: str, model: str) -> bool:
     return provider in _CACHE_ON_TOP_PROVIDERS or model.lower().startswith("claude")
 
 
+_NO_TOKENS, _UNUSABLE = Tokens(), "usage missing or inconsistent"
+
+
 def read_usage(provider: str, model: str, event_type: str, usage: dict[str, Any]) -> tuple[Tokens, str]:
     """WhyOps camelCase usage (in its provider's meaning) as ``Tokens``, and "" or why it cannot be priced.
 
     ``provider`` and ``model`` as ``split_model`` gives them."""
+    if not usage:  # most events (messages, tool calls): said at once, 2.5 us an event otherwise
+        return _NO_TOKENS, _UNUSABLE
     prompt = usage.get("promptTokens")
     output = usage.get("completionTokens") or 0
     cache_read = usage.get("cacheReadTokens") or 0
@@ -101,12 +106,12 @@ def read_usage(provider: str, model: str, event_type: str, usage: dict[str, Any]
     reasoning = min(usage.get("reasoningTokens") or 0, output)
     if event_type == "embedding_response" and prompt is None:
         prompt = usage.get("totalTokens")
-    problem = "" if prompt is not None else "usage missing or inconsistent"
+    problem = "" if prompt is not None else _UNUSABLE
     prompt = prompt or 0
     if not cache_on_top(provider, model):
         if cache_read + cache_write > prompt:
             # cached tokens are a subset of prompt tokens here; more cached than sent is not usable
-            problem = "usage missing or inconsistent"
+            problem = _UNUSABLE
         prompt = max(prompt - cache_read - cache_write, 0)
     return Tokens(prompt, cache_read, cache_write, cache_write_1h, output, reasoning), problem
 

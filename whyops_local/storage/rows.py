@@ -1,5 +1,6 @@
 """Writing agents, versions, traces and events: one transaction per request, totals kept on the trace."""
 
+import sqlite3
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -229,27 +230,33 @@ _TRACE_TOTALS = (
 
 
 def _add_to_trace(trace: Trace, event: Event) -> None:
-    trace.started_at = min(trace.started_at, event.timestamp)
-    trace.last_event_at = max(trace.last_event_at, event.timestamp)
-    trace.event_count += 1
-    trace.error_count += event.event_type == "error"
-    trace.llm_calls += event.event_type in LLM_EVENTS
-    trace.tool_calls += event.event_type in TOOL_SPAN_STARTS
+    # Through the instances' __dict__, where every column is (as _db_values reads them): attribute
+    # reads and writes of the model went through descriptors, 3.4 us an event against 1.8 (measured).
+    totals, values = trace.__dict__, event.__dict__
+    kind, when = values["event_type"], values["timestamp"]
+    if when < totals["started_at"]:
+        totals["started_at"] = when
+    if when > totals["last_event_at"]:
+        totals["last_event_at"] = when
+    totals["event_count"] += 1
+    totals["error_count"] += kind == "error"
+    totals["llm_calls"] += kind in LLM_EVENTS
+    totals["tool_calls"] += kind in TOOL_SPAN_STARTS
     for field in _TOKEN_FIELDS:
-        setattr(trace, field, getattr(trace, field) + getattr(event, field))
-    if event.model:
-        name = pricing.model_name(event.provider, event.model)
-        if name not in trace.model_names:
-            trace.model_names = [*trace.model_names, name]
-    if event.event_type in PRICED_EVENTS:
-        if event.cost_usd is None:
-            trace.unpriced_count += 1
+        totals[field] += values[field]
+    if values["model"]:
+        name = pricing.model_name(values["provider"], values["model"])
+        if name not in totals["model_names"]:
+            totals["model_names"] = [*totals["model_names"], name]
+    if kind in PRICED_EVENTS:
+        if values["cost_usd"] is None:
+            totals["unpriced_count"] += 1
         else:
-            trace.cost_usd = (trace.cost_usd or 0) + event.cost_usd
-    if event.external_user_id and not trace.external_user_id:
-        trace.external_user_id = event.external_user_id
-    if event.agent_version_id:
-        trace.agent_version_id = event.agent_version_id
+            totals["cost_usd"] = (totals["cost_usd"] or 0) + values["cost_usd"]
+    if values["external_user_id"] and not totals["external_user_id"]:
+        totals["external_user_id"] = values["external_user_id"]
+    if values["agent_version_id"]:
+        totals["agent_version_id"] = values["agent_version_id"]
 
 
 def _build_event(batch: RowCache, item: EventIn, *, source: str, user: str | None, exchange: Exchange | None,
@@ -349,7 +356,7 @@ def _sqlite_datetime(value: datetime | None, db) -> str | None:
         return models.DateTimeField().get_db_prep_save(value, db)
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return str(value.replace(tzinfo=None))
+    return value.isoformat(" ")[:-6]  # str() of it naive, without "+00:00": half the time of replace() and str()
 
 
 def _converter(field: models.Field, vendor: str):
@@ -394,9 +401,20 @@ def _db():
 def _insert_sql(vendor: str, rows: int) -> str:
     quote = _db().ops.quote_name
     columns = ", ".join(quote(f.column) for f in _EVENT_FIELDS)
-    row = "(" + ", ".join(["%s"] * len(_EVENT_FIELDS)) + ")"
+    row = "(" + ", ".join(["?" if vendor == "sqlite" else "%s"] * len(_EVENT_FIELDS)) + ")"
     return (f"INSERT INTO {quote(Event._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)}"
             f" RETURNING {quote(Event._meta.pk.column)}")
+
+
+def _execute(db, cursor, sql: str, params: list) -> None:
+    """``cursor.execute``, but on SQLite ``sql`` is in sqlite3's own style ("?") and goes to sqlite3 as
+    it is: Django's cursor rewrites each "%s" with a regex first, 2.5 ms for a 400-row insert (6 us
+    an event, measured)."""
+    if db.vendor != "sqlite":
+        cursor.execute(sql, params)
+        return
+    with db.wrap_database_errors:
+        sqlite3.Cursor.execute(cursor.cursor, sql, params)
 
 
 def _insert(events: list[Event]) -> None:
@@ -410,7 +428,7 @@ def _insert(events: list[Event]) -> None:
     with db.cursor() as cursor:
         for start in range(0, len(events), rows_per_statement):
             chunk = events[start:start + rows_per_statement]
-            cursor.execute(_insert_sql(db.vendor, len(chunk)), _db_values(_EVENT_FIELDS, chunk, db))
+            _execute(db, cursor, _insert_sql(db.vendor, len(chunk)), _db_values(_EVENT_FIELDS, chunk, db))
             for event, (pk_value,) in zip(chunk, cursor.fetchall(), strict=True):
                 event.pk = pk_value
                 event._state.adding = False
