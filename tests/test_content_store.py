@@ -28,6 +28,39 @@ def test_squeezed_bytes_come_back_whatever_they_look_like():
         assert delta.unsqueeze(delta.squeeze(data)) == data
 
 
+def test_a_body_squeezed_against_a_like_one_is_small_and_comes_back_with_it():
+    like = b'{"id": "chatcmpl-1", "object": "chat.completion", "choices": [{"message": {"content": "Hello"}}]}'
+    data = like.replace(b"chatcmpl-1", b"chatcmpl-2")
+    packed = delta.squeeze(data, like)
+    assert len(packed) < len(delta.squeeze(data)) / 2 and delta.unsqueeze(packed, like) == data
+    for data in (b"", b"x", b"\x28\xb5\x2f\xfd raw bytes that look like zstd", like):
+        assert delta.unsqueeze(delta.squeeze(data, like), like) == data
+
+
+HEADERS = {"host": "127.0.0.1", "user-agent": "python-httpx", "content-type": "application/json",
+           "content-length": "2277"}
+
+
+@pytest.mark.parametrize("headers", [
+    HEADERS,
+    {**HEADERS, "content-length": "3526"},  # a value changes
+    {k: v for k, v in HEADERS.items() if k != "user-agent"},  # one vanishes
+    {"host": "127.0.0.1", "user-agent": "python-httpx", "cookie": "c", "content-type": "application/json",
+     "content-length": "3526"},  # one appears, in the middle
+    dict(reversed(HEADERS.items())),  # the same, in another order
+    {"x-count": 1, "host": True},  # not text: 1 and True are equal in Python, not in JSON
+    {},
+])
+def test_headers_are_kept_as_what_changed_and_come_back_whole_in_their_order(headers):
+    found = delta.changes(HEADERS, headers)
+    back = delta.changed(HEADERS, json.loads(json.dumps(found)))
+    assert list(back.items()) == list(headers.items()) and [type(v) for v in back.values()] == [type(v) for v in headers.values()]
+
+
+def test_headers_that_change_in_one_value_are_kept_as_that_value():
+    assert delta.changes(HEADERS, {**HEADERS, "content-length": "3526"}) == [[0, 3], ["content-length", "3526"]]
+
+
 def test_message_ids_are_kept_as_runs():
     assert delta.runs([1, 2, 3, 7, 3, 4]) == [[1, 3], [7, 1], [3, 2]]
     assert delta.ids_of(delta.runs([5, 6, 2, 2])) == [5, 6, 2, 2]
@@ -78,6 +111,39 @@ def test_a_request_stored_as_a_delta_of_another_reads_back_whole():
 
 
 @pytest.mark.django_db
+def test_an_exchange_packed_against_its_traces_first_reads_back_whole():
+    from whyops_local.models import Exchange
+    from whyops_local.storage import content
+
+    def stored(request: dict, response: dict, answer: bytes, base):
+        exchange = Exchange(provider="openai", method="POST", path="/", started_at="2026-01-01T00:00:00Z",
+                            request_headers=request, response_headers=response, response_data=answer)
+        known = content.store_exchange(exchange, b'{"messages": [1]}', base)
+        exchange.save()
+        return exchange.pk, known.stored_as(exchange.pk)
+
+    answer = b'{"id": "chatcmpl-1", "object": "chat.completion", "choices": [{"message": {"content": "Hello"}}]}'
+    response = {"date": "Wed, 02 Dec 2026 05:31:11 GMT", "content-type": "application/json", "x-request-id": "req_1"}
+    first, known = stored(HEADERS, response, answer, None)
+    later = [({**HEADERS, "content-length": "3526"}, {**response, "x-request-id": "req_2"}, answer.replace(b"-1", b"-2")),
+             ({k: v for k, v in HEADERS.items() if k != "host"}, {"date": "Wed", "set-cookie": "[redacted]"}, b""),
+             ({"cookie": "c", **HEADERS}, {}, b"\x28\xb5\x2f\xfd not zstd")]
+    pks = []
+    for request, response_headers, body in later:
+        pk, known = stored(request, response_headers, body, known)
+        pks.append(pk)
+    assert known.anchor.exchange_id == first
+    for pk, (request, response_headers, body) in zip(pks, later, strict=True):
+        exchange = Exchange.objects.get(pk=pk)
+        assert exchange.pack_base == first and exchange.request_bytes() == b'{"messages": [1]}'
+        assert list(exchange.request_headers.items()) == list(request.items())
+        assert list(exchange.response_headers.items()) == list(response_headers.items())
+        assert exchange.response_bytes() == body
+    assert isinstance(Exchange.objects.get(pk=pks[0]).request_head, list)  # what changed, not the whole headers
+    assert Exchange.objects.get(pk=first).response_bytes() == answer
+
+
+@pytest.mark.django_db
 def test_two_traces_sharing_a_system_prompt_and_a_history_prefix_store_them_once():
     from whyops_local.domain.schemas import EventIn
     from whyops_local.models import Event, Message, Trace
@@ -116,3 +182,25 @@ def test_two_traces_sharing_a_system_prompt_and_a_history_prefix_store_them_once
     with connection.cursor() as cursor:  # and no search row is left of them
         cursor.execute(f"SELECT count(*) FROM {search.TABLE} WHERE body LIKE %s", [f"%{mark}%"])
         assert cursor.fetchone()[0] == 0
+
+
+def test_proxied_calls_whose_headers_change_read_back_exactly_as_sent_and_answered(proxied, fake):
+    fake.gate.set()
+    trace_id = f"heads-{uuid.uuid4()}"
+    extra = [{}, {"X-Extra": "appears"}, {}, {"X-Extra": "again", "X-Other": "1"}]  # headers appear and vanish
+    answers = []
+    with httpx.Client(base_url=proxied.proxy, headers={"X-Trace-ID": trace_id}, timeout=30) as client:
+        for n, headers in enumerate(extra):
+            body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"call {n} " + "x" * 200}]}
+            if n == 2:  # a stream, asking for usage (else the proxy asks for it, and relays the stream without it)
+                body.update(stream=True, stream_options={"include_usage": True})
+            answers.append(client.post("/v1/chat/completions", json=body, headers=headers).content)
+    trace = read_trace(proxied, trace_id, events=2 * len(extra))
+    exchanges = list(dict.fromkeys(e["exchangeId"] for e in trace["events"]))
+    assert len(exchanges) == len(extra)
+    for exchange, headers, answer in zip(exchanges, extra, answers, strict=True):
+        assert httpx.get(f"{proxied.api}/exchanges/{exchange}/response").content == answer
+        stored = httpx.get(f"{proxied.api}/exchanges/{exchange}").json()
+        assert {k: v for k, v in stored["requestHeaders"].items() if k.startswith("x-extra") or k == "x-other"} == {
+            k.lower(): v for k, v in headers.items()}
+        assert stored["requestHeaders"]["x-trace-id"] == trace_id and "date" in stored["responseHeaders"]

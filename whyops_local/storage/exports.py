@@ -10,7 +10,6 @@ from typing import Any
 
 from django.db import transaction
 
-from ..domain import delta
 from ..domain.schemas import EventIn
 from ..models import Event, Exchange, Trace
 from . import content
@@ -45,6 +44,7 @@ def export_trace(trace: Trace) -> dict[str, Any]:
     events = list(trace.events.select_related("trace").order_by("step_id", "pk"))
     exchange_ids = list(dict.fromkeys(e.exchange_id for e in events if e.exchange_id))
     exchanges = {x.pk: x for x in Exchange.objects.filter(pk__in=exchange_ids)}
+    content.unpack_exchanges(list(exchanges.values()))
     requests = content.request_bodies(exchange_ids)
     position = {pk: n for n, pk in enumerate(exchange_ids)}
     summary = {k: v for k, v in trace.summary_dict().items() if k != "agentVersion"}
@@ -63,10 +63,9 @@ def _exchange(data: dict[str, Any], base: content.Known | None) -> tuple[Exchang
     exchange = Exchange(
         provider=data["provider"], method=data["method"], path=data["path"], status=data["status"],
         request_headers=data["requestHeaders"], response_headers=data["responseHeaders"],
-        response_data=delta.squeeze(_bytes(data["responseBody"])), chunk_marks=data["chunkMarks"],
+        response_data=_bytes(data["responseBody"]), chunk_marks=data["chunkMarks"],
         started_at=data["startedAt"], ttfb_ms=data["ttfbMs"], total_ms=data["totalMs"], interrupted=data["interrupted"])
-    body = _bytes(data["requestBody"])
-    return exchange, content.Known(0, body, content.store_request(exchange, body, base))
+    return exchange, content.store_exchange(exchange, _bytes(data["requestBody"]), base)
 
 
 def _jobs(document: dict[str, Any]):
@@ -112,5 +111,5 @@ def import_document(document: dict[str, Any]) -> tuple[str, bool]:
         if isinstance(outcome, Exception):
             raise outcome
         if exchange is not None:
-            base.exchange_id = exchange.pk
+            base.stored_as(exchange.pk)
     return trace_id, True
