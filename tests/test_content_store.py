@@ -144,6 +144,34 @@ def test_an_exchange_packed_against_its_traces_first_reads_back_whole():
 
 
 @pytest.mark.django_db
+def test_what_a_request_adds_is_squeezed_with_its_new_messages_and_reads_back_exactly():
+    from whyops_local.domain.schemas import EventIn
+    from whyops_local.models import Exchange
+    from whyops_local.storage import content
+    from whyops_local.storage.rows import RowCache
+
+    from .storing import record_events
+
+    system = {"role": "system", "content": "Be brief. " + " ".join(f"rule{n}" for n in range(400))}
+    trace_id, history, cache, pks = f"said-{uuid.uuid4()}", [system], RowCache(), []
+    for turn in range(4):
+        history.append({"role": "user", "content": f"turn {turn}: " + " ".join(f"word{turn * n}" for n in range(150))})
+        body = json.dumps({"model": "m", "messages": history, "temperature": 0.2}).encode()
+        exchange = Exchange(provider="openai", method="POST", path="/v1/chat/completions", started_at="2026-01-01T00:00:00Z")
+        item = EventIn.model_validate({"eventType": "user_message", "traceId": trace_id, "agentName": "said",
+                                       "content": {"messages": list(history)}})
+        record_events([item], exchange=exchange, request=body, cache=cache)
+        pks.append((exchange.pk, body))
+        history.append({"role": "assistant", "content": f"answer {turn}"})
+    for n, (pk, body) in enumerate(pks):
+        stored = Exchange.objects.get(pk=pk)
+        assert stored.request_dictionary and stored.request_bytes() == body
+        # The new ~1 KB turn said again by its messages' ids (and the first body, whole, by its two)
+        assert len(stored.request_data) < (len(body) / 5 if n == 0 else 80), n
+    assert content.last_request(trace_id).body == pks[-1][1]  # as a restarted writer reads it
+
+
+@pytest.mark.django_db
 def test_two_traces_sharing_a_system_prompt_and_a_history_prefix_store_them_once():
     from whyops_local.domain.schemas import EventIn
     from whyops_local.models import Event, Message, Trace

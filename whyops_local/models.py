@@ -319,6 +319,8 @@ class Exchange(models.Model):
     request_prefix = models.PositiveIntegerField(default=0)
     request_suffix = models.PositiveIntegerField(default=0)
     request_data = models.BinaryField(default=b"")
+    # The messages (their uses, ``MessageBlob`` ids, as runs) whose stored JSON request_data is squeezed with.
+    request_dictionary = JSONField(null=True)
     # Headers and the response body (as relayed) as storage/content.py keeps them: whole, or, with
     # ``pack_base`` (an exchange of the same trace, kept whole), headers as a list of what changed
     # from its and the body squeezed with its body as the dictionary. Read whole through
@@ -341,7 +343,9 @@ class Exchange(models.Model):
     def request_bytes(self) -> bytes:
         from .storage.content import request_bodies
 
-        return request_bodies([self.pk])[self.pk] if self.request_base else unsqueeze(bytes(self.request_data))
+        if self.request_base or self.request_dictionary:
+            return request_bodies([self.pk])[self.pk]
+        return unsqueeze(bytes(self.request_data))
 
     def response_bytes(self) -> bytes:
         return self.parts().response

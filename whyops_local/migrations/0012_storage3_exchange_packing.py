@@ -52,5 +52,6 @@ class Migration(migrations.Migration):
             migrations.AlterField("exchange", "response_head", models.JSONField(default=dict, db_column="response_headers")),
         ]),
         migrations.AddField("exchange", "pack_base", models.BigIntegerField(null=True)),
+        migrations.AddField("exchange", "request_dictionary", models.JSONField(null=True)),
         migrations.RunPython(pack, unpack),
     ]

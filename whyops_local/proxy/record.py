@@ -151,13 +151,9 @@ def _store(call: Call, cache: RowCache | None) -> list[live.Message]:
         chunk_marks=content.chunk_marks(call.chunks, call.response_body.decode("utf-8", "replace")),
         started_at=call.started_at, ttfb_ms=call.ttfb_ms, total_ms=call.total_ms, interrupted=call.interrupted,
     )
-    cache = cache or RowCache()
-    base = cache.requests.get(call.trace_id) or content.last_request(call.trace_id)
-    known = content.store_exchange(exchange, call.request_body, base)
-    (outcome,) = record_jobs([EventsJob(items, Event.SOURCE_PROXY, call.user, exchange)], cache)
+    (outcome,) = record_jobs([EventsJob(items, Event.SOURCE_PROXY, call.user, exchange, call.request_body)], cache)
     if isinstance(outcome, Exception):
         raise outcome
-    cache.requests[call.trace_id] = known.stored_as(exchange.pk)
     return live.announcements(outcome)
 
 

@@ -13,7 +13,7 @@ from django.db import transaction
 from ..domain.schemas import EventIn
 from ..models import Event, Exchange, Trace
 from . import content
-from .rows import EventsJob, record_jobs, register_agent
+from .rows import EventsJob, RowCache, record_jobs, register_agent
 
 FORMAT = "whyops-local trace export"
 VERSION = 1
@@ -59,13 +59,12 @@ def export_trace(trace: Trace) -> dict[str, Any]:
     }
 
 
-def _exchange(data: dict[str, Any], base: content.Known | None) -> tuple[Exchange, content.Known]:
-    exchange = Exchange(
+def _exchange(data: dict[str, Any]) -> Exchange:
+    return Exchange(
         provider=data["provider"], method=data["method"], path=data["path"], status=data["status"],
         request_headers=data["requestHeaders"], response_headers=data["responseHeaders"],
         response_data=_bytes(data["responseBody"]), chunk_marks=data["chunkMarks"],
         started_at=data["startedAt"], ttfb_ms=data["ttfbMs"], total_ms=data["totalMs"], interrupted=data["interrupted"])
-    return exchange, content.store_exchange(exchange, _bytes(data["requestBody"]), base)
 
 
 def _jobs(document: dict[str, Any]):
@@ -99,17 +98,16 @@ def import_document(document: dict[str, Any]) -> tuple[str, bool]:
                                                         "description": version["description"], "tools": version["tools"]},
                        version["versionHash"])
     exchanges: dict[int, Exchange] = {}
-    base = None
+    cache = RowCache()  # the trace's newest exchange, the next one's base
     for (source, position), items in _jobs(document):
-        exchange = None
+        exchange, request = None, b""
         if position is not None:
             if position not in exchanges:
-                exchange, base = _exchange(document["exchanges"][position], base)
-                exchanges[position] = exchange
+                exchanges[position] = _exchange(document["exchanges"][position])
+                request = _bytes(document["exchanges"][position]["requestBody"])
             exchange = exchanges[position]
-        (outcome,) = record_jobs([EventsJob(items, source=source or Event.SOURCE_SDK, exchange=exchange)])
+        (outcome,) = record_jobs([EventsJob(items, source=source or Event.SOURCE_SDK, exchange=exchange, request=request)],
+                                 cache)
         if isinstance(outcome, Exception):
             raise outcome
-        if exchange is not None:
-            base.stored_as(exchange.pk)
     return trace_id, True
