@@ -208,8 +208,11 @@ def test_two_traces_sharing_a_system_prompt_and_a_history_prefix_store_them_once
     from django.db import connection
 
     with connection.cursor() as cursor:  # and no search row is left of them
-        cursor.execute(f"SELECT count(*) FROM {search.TABLE} WHERE body LIKE %s", [f"%{mark}%"])
-        assert cursor.fetchone()[0] == 0
+        for table in (search.TABLE, search.MESSAGES):
+            cursor.execute(f"SELECT count(*) FROM {table} WHERE body LIKE %s", [f"%{mark}%"])
+            assert cursor.fetchone()[0] == 0
+            if connection.vendor == "sqlite":  # each index checked against the rows it reads its text from
+                cursor.execute(f"INSERT INTO {table} ({table}, rank) VALUES ('integrity-check', 1)")
 
 
 def test_proxied_calls_whose_headers_change_read_back_exactly_as_sent_and_answered(proxied, fake):
