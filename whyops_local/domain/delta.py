@@ -103,30 +103,22 @@ def ids_of(found: list[list[int]]) -> list[int]:
 
 
 def changes(base: dict, value: dict) -> list:
-    """``value`` as runs of ``base``'s entries (``[position, count]``) and entries of its own
-    (``[key, value]``), in its order: a call's headers are another call's but for a few values."""
-    position = {key: n for n, key in enumerate(base)}
-    found: list[list] = []
-    for key, item in value.items():
-        at = position.get(key)
-        # Only text is compared: JSON's 1, 1.0 and true are equal in Python.
-        if at is not None and isinstance(item, str) and isinstance(base[key], str) and item == base[key]:
-            if found and isinstance(found[-1][0], int) and sum(found[-1]) == at:
-                found[-1][1] += 1
-            else:
-                found.append([at, 1])
-        else:
-            found.append([key, item])
-    return found
+    """``value`` in its order as its entries that ``base`` holds alike, by their key's place among
+    ``base``'s keys sorted (PostgreSQL's jsonb keeps a dict's keys in an order of its own), and
+    ``[key, value]`` for the others: a call's headers are another call's but for a few values."""
+    position = {key: n for n, key in enumerate(sorted(base))}
+    # Only text is compared: JSON's 1, 1.0 and true are equal in Python.
+    return [position[key] if isinstance(item, str) and isinstance(base.get(key), str) and item == base[key]
+            else [key, item] for key, item in value.items()]
 
 
 def changed(base: dict, found: list) -> dict:
     """The ``value`` that ``changes(base, value)`` was given."""
-    entries = list(base.items())
+    keys = sorted(base)
     whole: dict = {}
-    for first, second in found:
-        if isinstance(first, int):
-            whole.update(entries[first:first + second])
+    for entry in found:
+        if isinstance(entry, int):
+            whole[keys[entry]] = base[keys[entry]]
         else:
-            whole[first] = second
+            whole[entry[0]] = entry[1]
     return whole
