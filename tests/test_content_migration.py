@@ -37,9 +37,20 @@ def test_stored_bodies_and_histories_are_converted_and_read_back_the_same(migrat
     exchanges = [e.exchange for e in events]
     assert [x.request_bytes() for x in exchanges] == [b.encode() for b in bodies]
     assert exchanges[1].request_base == exchanges[0].pk  # now a delta of the one before
+    assert all(x.request_dictionary for x in exchanges)  # squeezed with the messages they hold
     assert exchanges[2].chunks == [[1.0, "data: é\n\n"]] and exchanges[2].response_bytes() == "data: é\n\n".encode()
     assert list(Trace.objects.filtered(q="turn 3")) == [events[0].trace]  # and searchable
     assert list(Trace.objects.filtered(q="LD-TRA")) == [events[0].trace]  # by its id too, through the index
+
+    from whyops_local.domain import delta  # and back: deltas of one another, squeezed alone
+
+    back = migrate_to([("whyops_local", "0011_otel_conversations")]).get_model("whyops_local", "Exchange")
+    built = {}
+    for x in back.objects.filter(pk__in=[x.pk for x in exchanges]).order_by("pk"):
+        data = delta.unsqueeze(bytes(x.request_data))
+        built[x.pk] = data if x.request_base is None else delta.join(
+            built[x.request_base], x.request_prefix, x.request_suffix, data)
+    assert list(built.values()) == [b.encode() for b in bodies]
 
 
 @pytest.mark.django_db(transaction=True)

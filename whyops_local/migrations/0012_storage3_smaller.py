@@ -8,23 +8,38 @@ from whyops_local.domain import delta
 from whyops_local.storage import content
 
 
-def _exchanges_by_trace(apps):
-    Exchange, Event = apps.get_model("whyops_local", "Exchange"), apps.get_model("whyops_local", "Event")
-    trace_of = dict(Event.objects.filter(exchange__isnull=False).values_list("exchange_id", "trace_id"))
-    return trace_of, Exchange.objects.order_by("pk")
+# The most messages a request is squeezed with here (the writer takes as many as its new bytes hold).
+_SAID = 8
+
+
+def _uses_by_exchange(Event) -> dict[int, list[int]]:
+    """The message uses (``MessageBlob`` ids) of each exchange's packed event."""
+    rows = list(Event.objects.filter(exchange__isnull=False, packing__isnull=False)
+                .values_list("pk", "exchange_id", "packing"))
+    ids = content.message_ids({pk: packing for pk, _, packing in rows if "messages" in packing})
+    return {exchange: ids[pk] for pk, exchange, _ in rows if pk in ids}
 
 
 def pack(apps, schema_editor) -> None:
-    trace_of, exchanges = _exchanges_by_trace(apps)
-    anchors: dict[int, content.Parts | None] = {}
-    for exchange in exchanges.iterator(chunk_size=200):
+    Exchange, Event = apps.get_model("whyops_local", "Exchange"), apps.get_model("whyops_local", "Event")
+    trace_of = dict(Event.objects.filter(exchange__isnull=False).values_list("exchange_id", "trace_id"))
+    uses = _uses_by_exchange(Event)
+    newest: dict[int, content.Known] = {}  # by trace
+    for exchange in Exchange.objects.order_by("pk").iterator(chunk_size=200):
         trace = trace_of.get(exchange.pk)
-        anchor = content.pack(exchange, content.whole(exchange, None), anchors.get(trace))
-        if anchor is not None and anchor.exchange_id is None:
-            anchor.exchange_id = exchange.pk
+        data, base = delta.unsqueeze(bytes(exchange.request_data)), newest.get(trace)
+        if exchange.request_base is not None:
+            before = (base.body if base is not None and base.exchange_id == exchange.request_base
+                      else content.request_bodies([exchange.request_base])[exchange.request_base])
+            data = delta.join(before, exchange.request_prefix, exchange.request_suffix, data)
+        said = uses.get(exchange.pk, [])[-_SAID:]
+        messages = content.message_texts(set(said))
+        exchange.response_data = delta.unsqueeze(bytes(exchange.response_data))
+        known = content.store_exchange(exchange, data, base, [(pk, messages[pk].decode()) for pk in said])
         if trace is not None:
-            anchors[trace] = anchor
-        exchange.save(update_fields=["pack_base", "request_head", "response_head", "response_data"])
+            newest[trace] = known.stored_as(exchange.pk)
+        exchange.save(update_fields=["request_base", "request_prefix", "request_suffix", "request_data",
+                                     "request_dictionary", "pack_base", "request_head", "response_head", "response_data"])
 
 
 def unpack(apps, schema_editor) -> None:
@@ -36,7 +51,12 @@ def unpack(apps, schema_editor) -> None:
         whole = content.whole(exchange, anchors.get(exchange.pack_base))
         exchange.request_head, exchange.response_head = whole.request_headers, whole.response_headers
         exchange.pack_base, exchange.response_data = None, delta.squeeze(whole.response)
-        exchange.save(update_fields=["pack_base", "request_head", "response_head", "response_data"])
+        dictionary = exchange.request_dictionary
+        texts = content.message_texts(set(delta.ids_of(dictionary or [])))
+        exchange.request_data = delta.squeeze(content.unsqueeze_request(bytes(exchange.request_data), dictionary, texts))
+        exchange.request_dictionary = None
+        exchange.save(update_fields=["request_data", "request_dictionary", "pack_base", "request_head", "response_head",
+                                     "response_data"])
 
 
 EVENT_VIEW = ("CREATE VIEW whyops_search_source AS SELECT id, trace_id AS trace,"

@@ -75,18 +75,17 @@ def save_exchange(exchange: Exchange, body: bytes, trace_id: str, cache, origina
     """Store the unsaved exchange of the events ``pack_events`` just packed (``originals``), against the
     trace's newest one. ``cache``: the writer's RowCache, which keeps it for the trace's next one."""
     base = cache.requests.get(trace_id) or last_request(trace_id)
-    said = [(pk, message) for _, whole_content, _, ids in originals
-            for pk, message in zip(ids, _messages_in(whole_content), strict=True)]
+    said = [(pk, text) for *_, ids, texts in originals for pk, text in zip(ids, texts, strict=True)]
     known = store_exchange(exchange, body, base, said)
     exchange.save()
     cache.requests[trace_id] = known.stored_as(exchange.pk)
 
 
-def store_exchange(exchange: Exchange, body: bytes, base: Known | None, said: list[tuple[int, Any]] = ()) -> Known:
+def store_exchange(exchange: Exchange, body: bytes, base: Known | None, said: list[tuple[int, str]] = ()) -> Known:
     """Set the unsaved exchange's stored columns from its whole headers, ``body`` and its response body
     (``response_data``, as relayed), against the trace's newest stored exchange ``base``; ``said``: the
-    messages the body holds, with the ids of their uses (``MessageBlob``). Returns what the writer keeps
-    for the next one, once given the exchange's id (``Known.stored_as``)."""
+    messages the body holds, as the ids of their uses (``MessageBlob``) and their stored JSON. Returns
+    what the writer keeps for the next one, once given the exchange's id (``Known.stored_as``)."""
     depth = store_request(exchange, body, base, said)
     whole = Parts(None, exchange.request_head, exchange.response_head, bytes(exchange.response_data))
     anchor = pack(exchange, whole, base.anchor if base is not None else None)
@@ -134,7 +133,7 @@ def unpack_exchanges(exchanges: list[Exchange]) -> None:
         exchange.__dict__[WHOLE] = whole(exchange, anchors.get(exchange.pack_base))
 
 
-def store_request(exchange: Exchange, body: bytes, base: Known | None, said: list[tuple[int, Any]] = ()) -> int:
+def store_request(exchange: Exchange, body: bytes, base: Known | None, said: list[tuple[int, str]] = ()) -> int:
     """Set the exchange's request columns for ``body``; returns its depth in the chain.
 
     What a call adds to its history is its new messages, stored once as messages too: the bytes it
@@ -148,8 +147,8 @@ def store_request(exchange: Exchange, body: bytes, base: Known | None, said: lis
             exchange.request_base, exchange.request_prefix, exchange.request_suffix = base.exchange_id, prefix, suffix
             middle = rest
     ids, texts, size = [], [], 0
-    for pk, message in reversed(said):  # no more text than the bytes it helps squeeze
-        text = jsontext.dumps(message).encode()
+    for pk, stored in reversed(said):  # no more text than the bytes it helps squeeze
+        text = stored.encode()
         if size + len(text) > len(middle) + _DICTIONARY_SLACK:
             break
         ids.append(pk)
@@ -185,7 +184,7 @@ def request_bodies(ids: list[int]) -> dict[int, bytes]:
     return {pk: known.body for pk, known in _known(ids).items() if pk in wanted}
 
 
-def _message_texts(ids: set[int]) -> dict[int, bytes]:
+def message_texts(ids: set[int]) -> dict[int, bytes]:
     """The stored JSON of the messages these uses (``MessageBlob``) are of."""
     found: dict[int, bytes] = {}
     ordered = sorted(ids)
@@ -195,13 +194,19 @@ def _message_texts(ids: set[int]) -> dict[int, bytes]:
     return found
 
 
+def unsqueeze_request(data: bytes, dictionary: list | None, texts: dict[int, bytes]) -> bytes:
+    """A stored request's bytes (its whole body, or the middle of its delta), with ``texts`` holding
+    those of its ``dictionary``'s messages (``message_texts``)."""
+    return delta.unsqueeze(data, b"".join(texts[use] for use in delta.ids_of(dictionary or [])))
+
+
 def _known(ids: list[int]) -> dict[int, Known]:
     links = _links(list(ids))
-    texts = _message_texts({pk for link in links.values() if link[4] for pk in delta.ids_of(link[4])})
+    texts = message_texts({pk for link in links.values() if link[4] for pk in delta.ids_of(link[4])})
     built: dict[int, Known] = {}
     for pk in sorted(links):  # a base is always an earlier exchange
         base_id, prefix, suffix, data, dictionary = links[pk]
-        data = delta.unsqueeze(data, b"".join(texts[use] for use in delta.ids_of(dictionary or [])))
+        data = unsqueeze_request(data, dictionary, texts)
         if base_id is None:
             built[pk] = Known(pk, data, 0)
         else:
@@ -236,14 +241,11 @@ def chunk_marks(chunks: list[list[Any]] | None, body_text: str) -> list[list[Any
 # Events -----------------------------------------------------------------------------------------
 
 
-def _messages_in(content: Any) -> Any:
-    return content.get("messages") if isinstance(content, dict) else content
-
-
 def _messages_of(event: Event) -> list | None:
+    content = event.content
     if event.event_type not in PACKED_KINDS:
         return None
-    messages = _messages_in(event.content)
+    messages = content.get("messages") if isinstance(content, dict) else content
     return messages if isinstance(messages, list) and len(messages) >= 2 else None
 
 
@@ -335,13 +337,13 @@ def _last_listed(trace_pk: int) -> Listed | None:
            .values_list("pk", "packing").first())
     if row is None or "messages" not in row[1]:
         return None
-    return Listed(row[0], _message_ids({row[0]: row[1]})[row[0]], row[1].get("depth", 0))
+    return Listed(row[0], message_ids({row[0]: row[1]})[row[0]], row[1].get("depth", 0))
 
 
-def pack_events(events: list[Event], cache) -> tuple[list[tuple[Event, Any, Any, list[int]]], list]:
+def pack_events(events: list[Event], cache) -> tuple[list[tuple[Event, Any, Any, list[int], list[str]]], list]:
     """Store the repeated parts of these unsaved events apart. Returns what ``restore`` puts back after
-    the insert, so the caller keeps whole events, and the messages stored for the first time
-    (``(message id, message)``). ``cache``: the writer's RowCache."""
+    the insert, so the caller keeps whole events (with their message uses' ids and stored JSON), and
+    the messages stored for the first time (``(message id, message)``). ``cache``: the writer's RowCache."""
     packable = [(event, messages) for event in events if (messages := _messages_of(event)) is not None]
     created: list = []
     if not packable:
@@ -354,7 +356,7 @@ def pack_events(events: list[Event], cache) -> tuple[list[tuple[Event, Any, Any,
         except (TypeError, ValueError):
             continue
         ids = _blob_ids(event.trace_id, texts, messages, created, cache.blobs.setdefault(event.trace_id, {}))
-        originals.append((event, event.content, event.metadata, ids))
+        originals.append((event, event.content, event.metadata, ids, texts))
         if event.trace_id not in cache.message_lists:
             cache.message_lists[event.trace_id] = _last_listed(event.trace_id)
         content = event.content
@@ -365,13 +367,13 @@ def pack_events(events: list[Event], cache) -> tuple[list[tuple[Event, Any, Any,
     return originals, created
 
 
-def restore(originals: list[tuple[Event, Any, Any, list[int]]], cache) -> None:
-    for event, content, metadata, ids in originals:
+def restore(originals: list[tuple[Event, Any, Any, list[int], list[str]]], cache) -> None:
+    for event, content, metadata, ids, _ in originals:
         cache.message_lists[event.trace_id] = Listed(event.pk, ids, event.packing.get("depth", 0))
         event.content, event.metadata, event.packing = content, metadata, None
 
 
-def _message_ids(packings: dict[int, dict[str, Any]]) -> dict[int, list[int]]:
+def message_ids(packings: dict[int, dict[str, Any]]) -> dict[int, list[int]]:
     """Each packed event's message ids, fetching the events their lists continue (a round per link)."""
     packings = dict(packings)
     while missing := {p["after"] for p in packings.values() if "after" in p} - packings.keys():
@@ -385,7 +387,7 @@ def _message_ids(packings: dict[int, dict[str, Any]]) -> dict[int, list[int]]:
 
 
 def _blob_values(ids: set[int]) -> dict[int, Any]:
-    return {pk: jsontext.loads(text) for pk, text in _message_texts(ids).items()}
+    return {pk: jsontext.loads(text) for pk, text in message_texts(ids).items()}
 
 
 def unpack_events(events: list[Event]) -> None:
@@ -393,7 +395,7 @@ def unpack_events(events: list[Event]) -> None:
     packed = {event.pk: event for event in events if event.packing}
     if not packed:
         return
-    ids = _message_ids({pk: event.packing for pk, event in packed.items() if "messages" in event.packing})
+    ids = message_ids({pk: event.packing for pk, event in packed.items() if "messages" in event.packing})
     blobs = _blob_values({blob for pk in packed if pk in ids for blob in ids[pk]})
     versions = _version_values({e.agent_version_id for e in packed.values() if e.packing.get("version")})
     for pk, event in packed.items():
