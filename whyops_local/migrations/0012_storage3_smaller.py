@@ -35,7 +35,7 @@ def pack(apps, schema_editor) -> None:
         said = uses.get(exchange.pk, [])[-_SAID:]
         messages = content.message_texts(set(said))
         exchange.response_data = delta.unsqueeze(bytes(exchange.response_data))
-        known = content.store_exchange(exchange, data, base, [(pk, messages[pk].decode()) for pk in said])
+        known = content.store_exchange(exchange, data, base, said, [messages[pk].decode() for pk in said])
         if trace is not None:
             newest[trace] = known.stored_as(exchange.pk)
         exchange.save(update_fields=["request_base", "request_prefix", "request_suffix", "request_data",

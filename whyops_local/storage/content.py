@@ -75,18 +75,18 @@ def save_exchange(exchange: Exchange, body: bytes, trace_id: str, cache, origina
     """Store the unsaved exchange of the events ``pack_events`` just packed (``originals``), against the
     trace's newest one. ``cache``: the writer's RowCache, which keeps it for the trace's next one."""
     base = cache.requests.get(trace_id) or last_request(trace_id)
-    said = [(pk, text) for *_, ids, texts in originals for pk, text in zip(ids, texts, strict=True)]
-    known = store_exchange(exchange, body, base, said)
+    known = store_exchange(exchange, body, base, *(originals[-1][3:] if originals else ()))
     exchange.save()
     cache.requests[trace_id] = known.stored_as(exchange.pk)
 
 
-def store_exchange(exchange: Exchange, body: bytes, base: Known | None, said: list[tuple[int, str]] = ()) -> Known:
+def store_exchange(exchange: Exchange, body: bytes, base: Known | None, uses: list[int] = (),
+                   texts: list[str] = ()) -> Known:
     """Set the unsaved exchange's stored columns from its whole headers, ``body`` and its response body
-    (``response_data``, as relayed), against the trace's newest stored exchange ``base``; ``said``: the
-    messages the body holds, as the ids of their uses (``MessageBlob``) and their stored JSON. Returns
-    what the writer keeps for the next one, once given the exchange's id (``Known.stored_as``)."""
-    depth = store_request(exchange, body, base, said)
+    (``response_data``, as relayed), against the trace's newest stored exchange ``base``; ``uses`` and
+    ``texts``: the messages the body holds, as the ids of their uses (``MessageBlob``) and their stored
+    JSON. Returns what the writer keeps for the next one, once given the exchange's id (``Known.stored_as``)."""
+    depth = store_request(exchange, body, base, uses, texts)
     whole = Parts(None, exchange.request_head, exchange.response_head, bytes(exchange.response_data))
     anchor = pack(exchange, whole, base.anchor if base is not None else None)
     exchange.__dict__[WHOLE] = whole
@@ -133,11 +133,12 @@ def unpack_exchanges(exchanges: list[Exchange]) -> None:
         exchange.__dict__[WHOLE] = whole(exchange, anchors.get(exchange.pack_base))
 
 
-def store_request(exchange: Exchange, body: bytes, base: Known | None, said: list[tuple[int, str]] = ()) -> int:
+def store_request(exchange: Exchange, body: bytes, base: Known | None, uses: list[int] = (),
+                  texts: list[str] = ()) -> int:
     """Set the exchange's request columns for ``body``; returns its depth in the chain.
 
     What a call adds to its history is its new messages, stored once as messages too: the bytes it
-    does not share with ``base`` are squeezed with the last messages it holds (``said``, as stored) as
+    does not share with ``base`` are squeezed with the last messages it holds (``texts``, as stored) as
     zstd's dictionary. On bench/storage.py's run, ~550 bytes a call (the new ~1.2 KB of text) -> ~40."""
     middle = body
     exchange.request_base, exchange.request_prefix, exchange.request_suffix = None, 0, 0
@@ -146,16 +147,12 @@ def store_request(exchange: Exchange, body: bytes, base: Known | None, said: lis
         if prefix + suffix >= len(body) // 2:
             exchange.request_base, exchange.request_prefix, exchange.request_suffix = base.exchange_id, prefix, suffix
             middle = rest
-    ids, texts, size = [], [], 0
-    for pk, stored in reversed(said):  # no more text than the bytes it helps squeeze
-        text = stored.encode()
-        if size + len(text) > len(middle) + _DICTIONARY_SLACK:
-            break
-        ids.append(pk)
-        texts.append(text)
-        size += len(text)
-    exchange.request_dictionary = delta.runs(ids[::-1]) if ids else None
-    exchange.request_data = delta.squeeze(middle, b"".join(texts[::-1]))
+    first, size = len(texts), 0
+    while first and size + len(texts[first - 1]) <= len(middle) + _DICTIONARY_SLACK:  # no more text than it squeezes
+        first -= 1
+        size += len(texts[first])
+    exchange.request_dictionary = delta.runs(uses[first:]) if first < len(texts) else None
+    exchange.request_data = delta.squeeze(middle, "".join(texts[first:]).encode())
     return 0 if exchange.request_base is None else base.depth + 1
 
 
