@@ -26,7 +26,7 @@ def _dictionary(like: bytes) -> zstandard.ZstdCompressionDict:
 def squeeze(data: bytes, like: bytes = b"") -> bytes:
     """``data`` zstd-compressed when that makes it smaller, else as is (told apart by the frame's magic).
     With ``like`` (bytes that ``data`` shares much with), what they share costs a few bytes: a chat
-    response against the trace's first one, ~280 -> ~30 (bench/storage.py). ~20 us either way."""
+    response against the trace's first one, ~280 -> ~25 (bench/storage.py). ~20 us either way."""
     if len(data) >= _WORTH_COMPRESSING or data.startswith(_MAGIC) or (like and data):
         compressor = zstandard.ZstdCompressor(level=3, dict_data=_dictionary(like)) if like else _compressor
         packed = compressor.compress(data)

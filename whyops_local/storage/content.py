@@ -5,14 +5,17 @@ history was stored twice (its ``user_message`` and its raw request body): 205x t
 Here:
 
 - a proxied request body is stored as a delta of the trace's previous request body
-  (``domain.delta.split``), byte-exact, the delta zstd-squeezed; reading follows the chain of bases
+  (``domain.delta.split``), byte-exact, the delta zstd-squeezed with the stored JSON of the last
+  messages it holds as the dictionary (its new text is theirs); reading follows the chain of bases
   in one recursive query;
+- its headers are stored as what changed from the trace's first exchange's, and its response body
+  squeezed with that exchange's as the dictionary (``pack``): reading one costs one more row;
 - the messages of a ``user_message`` / ``tool_result`` are stored once in the database (``Message``,
   by digest, shared by the traces that send them), each trace holding a use of each
   (``MessageBlob``) and the event keeping the uses' ids as runs; a message no trace uses any more
   is deleted with the last one (``collect``); its system prompt and tools, when they are its agent
   version's, are read from the version;
-- a response body is squeezed, and a stream's chunks keep only their arrival time and length.
+- a stream's chunks keep only their arrival time and length.
 
 Everything is written in the writer's transaction, and events come back whole from any queryset
 (``EventQuerySet``).
@@ -99,7 +102,7 @@ def pack(exchange, whole: Parts, anchor: Parts | None) -> Parts | None:
 
     A call's headers differ from the trace's other calls' in a few values (content-length, date, a
     request id) and its response mostly in the answer: on bench/storage.py's run, 356 + 196 bytes of
-    headers became ~40 + ~80, and a ~280-byte squeezed response ~30."""
+    headers became ~85 + ~90, and a ~280-byte squeezed response ~25."""
     exchange.request_head, exchange.response_head = whole.request_headers, whole.response_headers
     if anchor is None or anchor.exchange_id is None:
         exchange.pack_base, exchange.response_data = None, delta.squeeze(whole.response)
@@ -139,7 +142,7 @@ def store_request(exchange: Exchange, body: bytes, base: Known | None, uses: lis
 
     What a call adds to its history is its new messages, stored once as messages too: the bytes it
     does not share with ``base`` are squeezed with the last messages it holds (``texts``, as stored) as
-    zstd's dictionary. On bench/storage.py's run, ~550 bytes a call (the new ~1.2 KB of text) -> ~40."""
+    zstd's dictionary. On bench/storage.py's run, ~550 bytes a call (the new ~1.2 KB of text) -> ~55."""
     middle = body
     exchange.request_base, exchange.request_prefix, exchange.request_suffix = None, 0, 0
     if base is not None and base.depth < MAX_CHAIN:
