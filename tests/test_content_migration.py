@@ -37,9 +37,20 @@ def test_stored_bodies_and_histories_are_converted_and_read_back_the_same(migrat
     exchanges = [e.exchange for e in events]
     assert [x.request_bytes() for x in exchanges] == [b.encode() for b in bodies]
     assert exchanges[1].request_base == exchanges[0].pk  # now a delta of the one before
+    assert all(x.request_dictionary for x in exchanges)  # squeezed with the messages they hold
     assert exchanges[2].chunks == [[1.0, "data: é\n\n"]] and exchanges[2].response_bytes() == "data: é\n\n".encode()
     assert list(Trace.objects.filtered(q="turn 3")) == [events[0].trace]  # and searchable
     assert list(Trace.objects.filtered(q="LD-TRA")) == [events[0].trace]  # by its id too, through the index
+
+    from whyops_local.domain import delta  # and back: deltas of one another, squeezed alone
+
+    back = migrate_to([("whyops_local", "0011_otel_conversations")]).get_model("whyops_local", "Exchange")
+    built = {}
+    for x in back.objects.filter(pk__in=[x.pk for x in exchanges]).order_by("pk"):
+        data = delta.unsqueeze(bytes(x.request_data))
+        built[x.pk] = data if x.request_base is None else delta.join(
+            built[x.request_base], x.request_prefix, x.request_suffix, data)
+    assert list(built.values()) == [b.encode() for b in bodies]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -72,3 +83,40 @@ def test_messages_stored_once_per_trace_become_one_shared_message(migrate_to):
         assert NewEvent.objects.get(trace__trace_id=f"old-shared-{name}").content["messages"] == history
     assert sorted(t.trace_id for t in NewTrace.objects.filtered(q="prompt, kestrel")) == ["old-shared-one", "old-shared-two"]
     assert [t.trace_id for t in NewTrace.objects.filtered(q="question of two")] == ["old-shared-two"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_exchanges_stored_whole_are_packed_against_their_traces_first_and_back(migrate_to):
+    from whyops_local.domain import delta
+
+    old = migrate_to([("whyops_local", "0011_otel_conversations")])
+    agent = old.get_model("whyops_local", "Agent").objects.create(name="old-heads")
+    trace = old.get_model("whyops_local", "Trace").objects.create(
+        trace_id="old-heads", agent=agent, started_at="2026-01-01T00:00:00Z", last_event_at="2026-01-01T00:00:00Z")
+    Exchange, Event = old.get_model("whyops_local", "Exchange"), old.get_model("whyops_local", "Event")
+    heads = [{"host": "h", "user-agent": "u", "content-length": str(n)} for n in (10, 20, 30)]
+    heads[2].pop("user-agent")
+    answers = [b'{"id": "chatcmpl-%d", "choices": [{"message": {"content": "Hello there"}}]}' % n for n in range(3)]
+    for step, (head, answer) in enumerate(zip(heads, answers, strict=True), 1):
+        exchange = Exchange.objects.create(
+            provider="openai", method="POST", path="/v1/chat/completions", status=200, request_headers=head,
+            response_headers={"date": f"d{step}", "server": "s"}, request_data=b"{}", response_data=delta.squeeze(answer),
+            started_at="2026-01-01T00:00:00Z")
+        Event.objects.create(trace=trace, agent=agent, event_type="llm_response", step_id=step, span_id=f"s{step}",
+                             timestamp="2026-01-01T00:00:00Z", exchange=exchange)
+
+    def read(Model) -> list:
+        return [(x.request_headers, x.response_headers, x.response_bytes())
+                for x in Model.objects.filter(events__trace__trace_id="old-heads").order_by("pk")]
+
+    migrate_to(_newest())
+    from whyops_local.models import Exchange as NewExchange
+
+    packed = list(NewExchange.objects.filter(events__trace__trace_id="old-heads").order_by("pk"))
+    assert [x.pack_base for x in packed] == [None, packed[0].pk, packed[0].pk]
+    assert read(NewExchange) == [(head, {"date": f"d{n}", "server": "s"}, answer)
+                                 for n, (head, answer) in enumerate(zip(heads, answers, strict=True), 1)]
+    back = migrate_to([("whyops_local", "0011_otel_conversations")]).get_model("whyops_local", "Exchange")
+    rows = back.objects.filter(events__trace__trace_id="old-heads").order_by("pk")
+    assert [(x.request_headers, delta.unsqueeze(bytes(x.response_data))) for x in rows] == list(
+        zip(heads, answers, strict=True))

@@ -28,6 +28,42 @@ def test_squeezed_bytes_come_back_whatever_they_look_like():
         assert delta.unsqueeze(delta.squeeze(data)) == data
 
 
+def test_a_body_squeezed_against_a_like_one_is_small_and_comes_back_with_it():
+    like = b'{"id": "chatcmpl-1", "object": "chat.completion", "choices": [{"message": {"content": "Hello"}}]}'
+    data = like.replace(b"chatcmpl-1", b"chatcmpl-2")
+    packed = delta.squeeze(data, like)
+    assert len(packed) < len(delta.squeeze(data)) / 2 and delta.unsqueeze(packed, like) == data
+    for data in (b"", b"x", b"\x28\xb5\x2f\xfd raw bytes that look like zstd", like):
+        assert delta.unsqueeze(delta.squeeze(data, like), like) == data
+
+
+HEADERS = {"host": "127.0.0.1", "user-agent": "python-httpx", "content-type": "application/json",
+           "content-length": "2277"}
+
+
+@pytest.mark.parametrize("headers", [
+    HEADERS,
+    {**HEADERS, "content-length": "3526"},  # a value changes
+    {k: v for k, v in HEADERS.items() if k != "user-agent"},  # one vanishes
+    {"host": "127.0.0.1", "user-agent": "python-httpx", "cookie": "c", "content-type": "application/json",
+     "content-length": "3526"},  # one appears, in the middle
+    dict(reversed(HEADERS.items())),  # the same, in another order
+    {"x-count": 1, "host": True},  # not text: 1 and True are equal in Python, not in JSON
+    {},
+])
+def test_headers_are_kept_as_what_changed_and_come_back_whole_in_their_order(headers):
+    found = delta.changes(HEADERS, headers)
+    back = delta.changed(HEADERS, json.loads(json.dumps(found)))
+    assert list(back.items()) == list(headers.items()) and [type(v) for v in back.values()] == [type(v) for v in headers.values()]
+
+
+def test_headers_that_change_in_one_value_are_kept_as_that_value_whatever_order_the_base_comes_back_in():
+    changed = {**HEADERS, "content-length": "3526"}
+    found = delta.changes(HEADERS, changed)
+    assert found == [2, 3, 1, ["content-length", "3526"]]  # the others by their place among the keys sorted
+    assert list(delta.changed(dict(sorted(HEADERS.items())), found).items()) == list(changed.items())
+
+
 def test_message_ids_are_kept_as_runs():
     assert delta.runs([1, 2, 3, 7, 3, 4]) == [[1, 3], [7, 1], [3, 2]]
     assert delta.ids_of(delta.runs([5, 6, 2, 2])) == [5, 6, 2, 2]
@@ -78,6 +114,67 @@ def test_a_request_stored_as_a_delta_of_another_reads_back_whole():
 
 
 @pytest.mark.django_db
+def test_an_exchange_packed_against_its_traces_first_reads_back_whole():
+    from whyops_local.models import Exchange
+    from whyops_local.storage import content
+
+    def stored(request: dict, response: dict, answer: bytes, base):
+        exchange = Exchange(provider="openai", method="POST", path="/", started_at="2026-01-01T00:00:00Z",
+                            request_headers=request, response_headers=response, response_data=answer)
+        known = content.store_exchange(exchange, b'{"messages": [1]}', base)
+        exchange.save()
+        return exchange.pk, known.stored_as(exchange.pk)
+
+    answer = b'{"id": "chatcmpl-1", "object": "chat.completion", "choices": [{"message": {"content": "Hello"}}]}'
+    response = {"date": "Wed, 02 Dec 2026 05:31:11 GMT", "content-type": "application/json", "x-request-id": "req_1"}
+    first, known = stored(HEADERS, response, answer, None)
+    later = [({**HEADERS, "content-length": "3526"}, {**response, "x-request-id": "req_2"}, answer.replace(b"-1", b"-2")),
+             ({k: v for k, v in HEADERS.items() if k != "host"}, {"date": "Wed", "set-cookie": "[redacted]"}, b""),
+             ({"cookie": "c", **HEADERS}, {}, b"\x28\xb5\x2f\xfd not zstd")]
+    pks = []
+    for request, response_headers, body in later:
+        pk, known = stored(request, response_headers, body, known)
+        pks.append(pk)
+    assert known.anchor.exchange_id == first
+    for pk, (request, response_headers, body) in zip(pks, later, strict=True):
+        exchange = Exchange.objects.get(pk=pk)
+        assert exchange.pack_base == first and exchange.request_bytes() == b'{"messages": [1]}'
+        assert list(exchange.request_headers.items()) == list(request.items())
+        assert list(exchange.response_headers.items()) == list(response_headers.items())
+        assert exchange.response_bytes() == body
+    assert isinstance(Exchange.objects.get(pk=pks[0]).request_head, list)  # what changed, not the whole headers
+    assert Exchange.objects.get(pk=first).response_bytes() == answer
+
+
+@pytest.mark.django_db
+def test_what_a_request_adds_is_squeezed_with_its_new_messages_and_reads_back_exactly():
+    from whyops_local.domain.schemas import EventIn
+    from whyops_local.models import Exchange
+    from whyops_local.storage import content
+    from whyops_local.storage.rows import RowCache
+
+    from .storing import record_events
+
+    system = {"role": "system", "content": "Be brief. " + " ".join(f"rule{n}" for n in range(400))}
+    trace_id, history, cache, pks = f"said-{uuid.uuid4()}", [system], RowCache(), []
+    for turn in range(4):
+        history.append({"role": "user", "content": f"turn {turn}: " + " ".join(f"word{turn * n}" for n in range(150))})
+        body = json.dumps({"model": "m", "messages": history, "temperature": 0.2}).encode()
+        exchange = Exchange(provider="openai", method="POST", path="/v1/chat/completions", started_at="2026-01-01T00:00:00Z")
+        item = EventIn.model_validate({"eventType": "user_message", "traceId": trace_id, "agentName": "said",
+                                       "content": {"messages": list(history)}})
+        record_events([item], exchange=exchange, request=body, cache=cache)
+        pks.append((exchange.pk, body))
+        history.append({"role": "assistant", "content": f"answer {turn}"})
+    for n, (pk, body) in enumerate(pks):
+        stored = Exchange.objects.get(pk=pk)
+        assert stored.request_dictionary and stored.request_bytes() == body
+        # The new ~1 KB turn said again by its messages' ids (and the first body, whole, by its two)
+        assert len(stored.request_data) < (len(body) / 5 if n == 0 else 80), n
+    assert content.last_request(trace_id).body == pks[-1][1]  # as a restarted writer reads it
+
+
+@pytest.mark.django_db
 def test_two_traces_sharing_a_system_prompt_and_a_history_prefix_store_them_once():
     from whyops_local.domain.schemas import EventIn
     from whyops_local.models import Event, Message, Trace
@@ -114,5 +211,30 @@ def test_two_traces_sharing_a_system_prompt_and_a_history_prefix_store_them_once
     from django.db import connection
 
     with connection.cursor() as cursor:  # and no search row is left of them
-        cursor.execute(f"SELECT count(*) FROM {search.TABLE} WHERE body LIKE %s", [f"%{mark}%"])
-        assert cursor.fetchone()[0] == 0
+        for table in (search.TABLE, search.MESSAGES):
+            cursor.execute(f"SELECT count(*) FROM {table} WHERE body LIKE %s", [f"%{mark}%"])
+            assert cursor.fetchone()[0] == 0
+            if connection.vendor == "sqlite":  # each index checked against the rows it reads its text from
+                cursor.execute(f"INSERT INTO {table} ({table}, rank) VALUES ('integrity-check', 1)")
+
+
+def test_proxied_calls_whose_headers_change_read_back_exactly_as_sent_and_answered(proxied, fake):
+    fake.gate.set()
+    trace_id = f"heads-{uuid.uuid4()}"
+    extra = [{}, {"X-Extra": "appears"}, {}, {"X-Extra": "again", "X-Other": "1"}]  # headers appear and vanish
+    answers = []
+    with httpx.Client(base_url=proxied.proxy, headers={"X-Trace-ID": trace_id}, timeout=30) as client:
+        for n, headers in enumerate(extra):
+            body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"call {n} " + "x" * 200}]}
+            if n == 2:  # a stream, asking for usage (else the proxy asks for it, and relays the stream without it)
+                body.update(stream=True, stream_options={"include_usage": True})
+            answers.append(client.post("/v1/chat/completions", json=body, headers=headers).content)
+    trace = read_trace(proxied, trace_id, events=2 * len(extra))
+    exchanges = list(dict.fromkeys(e["exchangeId"] for e in trace["events"]))
+    assert len(exchanges) == len(extra)
+    for exchange, headers, answer in zip(exchanges, extra, answers, strict=True):
+        assert httpx.get(f"{proxied.api}/exchanges/{exchange}/response").content == answer
+        stored = httpx.get(f"{proxied.api}/exchanges/{exchange}").json()
+        assert {k: v for k, v in stored["requestHeaders"].items() if k.startswith("x-extra") or k == "x-other"} == {
+            k.lower(): v for k, v in headers.items()}
+        assert stored["requestHeaders"]["x-trace-id"] == trace_id and "date" in stored["responseHeaders"]

@@ -54,7 +54,7 @@ def test_a_deleted_trace_leaves_the_indexes():
         cursor.execute(f"SELECT count(*) FROM {search.TABLE} WHERE trace = %s", [pk])
         assert cursor.fetchone()[0] == 0
         if connection.vendor == "sqlite":  # rank 1: each index checked against the rows it reads its text from
-            for table in (search.TABLE, search.TRACE_IDS):
+            for table in (search.TABLE, search.MESSAGES, search.TRACE_IDS):
                 cursor.execute(f"INSERT INTO {table} ({table}, rank) VALUES ('integrity-check', 1)")
     _store("indexed-gone", "other words")  # the same id again, indexed afresh
     assert [t.trace_id for t in Trace.objects.filtered(q="xed-gon")] == ["indexed-gone"]

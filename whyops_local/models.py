@@ -302,6 +302,9 @@ class Trace(TokenColumns):
         }
 
 
+WHOLE = "_whole_parts"  # where an Exchange keeps its headers and response body once read whole
+
+
 class Exchange(models.Model):
     """The raw HTTP exchange behind proxied events (credentials redacted before storage)."""
 
@@ -309,7 +312,6 @@ class Exchange(models.Model):
     method = models.CharField(max_length=8)
     path = models.CharField(max_length=512)
     status = models.PositiveSmallIntegerField(null=True)
-    request_headers = JSONField(default=dict)
     # The request body, byte for byte, as storage/content.py keeps it: the bytes it shares with the
     # request of ``request_base`` (the trace's previous exchange) at its start and end, and the
     # squeezed bytes between (the whole body when there is no base).
@@ -317,8 +319,16 @@ class Exchange(models.Model):
     request_prefix = models.PositiveIntegerField(default=0)
     request_suffix = models.PositiveIntegerField(default=0)
     request_data = models.BinaryField(default=b"")
-    response_headers = JSONField(default=dict)
-    response_data = models.BinaryField(default=b"")  # the response body as relayed, squeezed
+    # The messages (their uses, ``MessageBlob`` ids, as runs) whose stored JSON request_data is squeezed with.
+    request_dictionary = JSONField(null=True)
+    # Headers and the response body (as relayed) as storage/content.py keeps them: whole, or, with
+    # ``pack_base`` (an exchange of the same trace, kept whole), headers as a list of what changed
+    # from its and the body squeezed with its body as the dictionary. Read whole through
+    # ``request_headers``, ``response_headers`` and ``response_bytes()``.
+    pack_base = models.BigIntegerField(null=True)
+    request_head = JSONField(default=dict, db_column="request_headers")
+    response_head = JSONField(default=dict, db_column="response_headers")
+    response_data = models.BinaryField(default=b"")
     # For streamed responses: each chunk's arrival offset in ms and its length in characters of the
     # decoded body (the chunks' text is the body's, cut there).
     chunk_marks = JSONField(null=True)
@@ -333,10 +343,38 @@ class Exchange(models.Model):
     def request_bytes(self) -> bytes:
         from .storage.content import request_bodies
 
-        return request_bodies([self.pk])[self.pk] if self.request_base else unsqueeze(bytes(self.request_data))
+        if self.request_base or self.request_dictionary:
+            return request_bodies([self.pk])[self.pk]
+        return unsqueeze(bytes(self.request_data))
 
     def response_bytes(self) -> bytes:
-        return unsqueeze(bytes(self.response_data))
+        return self.parts().response
+
+    def parts(self):
+        """Headers and response body, whole (storage/content.py's ``Parts``)."""
+        from .storage.content import unpack_exchanges
+
+        if WHOLE not in self.__dict__:
+            unpack_exchanges([self])
+        return self.__dict__[WHOLE]
+
+    @property
+    def request_headers(self) -> dict[str, str]:
+        return self.parts().request_headers
+
+    @request_headers.setter
+    def request_headers(self, value: dict[str, str]) -> None:  # whole headers, as Exchange(request_headers=...) gives
+        self.request_head = value
+        self.__dict__.pop(WHOLE, None)
+
+    @property
+    def response_headers(self) -> dict[str, str]:
+        return self.parts().response_headers
+
+    @response_headers.setter
+    def response_headers(self, value: dict[str, str]) -> None:
+        self.response_head = value
+        self.__dict__.pop(WHOLE, None)
 
     @property
     def request_body(self) -> str:

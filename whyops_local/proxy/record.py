@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..domain import delta
 from ..domain.schemas import EventIn, cut_to_depth
 from ..live import messages as live
 from ..models import Event, Exchange
@@ -148,18 +147,13 @@ def _store(call: Call, cache: RowCache | None) -> list[live.Message]:
              for e in _events(call)]
     exchange = Exchange(
         provider=call.api.provider, method=call.method, path=call.path[:512], status=call.status,
-        request_headers=call.request_headers, response_headers=call.response_headers,
-        response_data=delta.squeeze(call.response_body),
+        request_headers=call.request_headers, response_headers=call.response_headers, response_data=call.response_body,
         chunk_marks=content.chunk_marks(call.chunks, call.response_body.decode("utf-8", "replace")),
         started_at=call.started_at, ttfb_ms=call.ttfb_ms, total_ms=call.total_ms, interrupted=call.interrupted,
     )
-    cache = cache or RowCache()
-    base = cache.requests.get(call.trace_id) or content.last_request(call.trace_id)
-    depth = content.store_request(exchange, call.request_body, base)
-    (outcome,) = record_jobs([EventsJob(items, Event.SOURCE_PROXY, call.user, exchange)], cache)
+    (outcome,) = record_jobs([EventsJob(items, Event.SOURCE_PROXY, call.user, exchange, call.request_body)], cache)
     if isinstance(outcome, Exception):
         raise outcome
-    cache.requests[call.trace_id] = content.Known(exchange.pk, call.request_body, depth)
     return live.announcements(outcome)
 
 

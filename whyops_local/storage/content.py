@@ -5,14 +5,17 @@ history was stored twice (its ``user_message`` and its raw request body): 205x t
 Here:
 
 - a proxied request body is stored as a delta of the trace's previous request body
-  (``domain.delta.split``), byte-exact, the delta zstd-squeezed; reading follows the chain of bases
+  (``domain.delta.split``), byte-exact, the delta zstd-squeezed with the stored JSON of the last
+  messages it holds as the dictionary (its new text is theirs); reading follows the chain of bases
   in one recursive query;
+- its headers are stored as what changed from the trace's first exchange's, and its response body
+  squeezed with that exchange's as the dictionary (``pack``): reading one costs one more row;
 - the messages of a ``user_message`` / ``tool_result`` are stored once in the database (``Message``,
   by digest, shared by the traces that send them), each trace holding a use of each
   (``MessageBlob``) and the event keeping the uses' ids as runs; a message no trace uses any more
   is deleted with the last one (``collect``); its system prompt and tools, when they are its agent
   version's, are read from the version;
-- a response body is squeezed, and a stream's chunks keep only their arrival time and length.
+- a stream's chunks keep only their arrival time and length.
 
 Everything is written in the writer's transaction, and events come back whole from any queryset
 (``EventQuerySet``).
@@ -25,7 +28,7 @@ from django.db import connection
 from django.db.models import Exists, OuterRef
 
 from ..domain import delta, jsontext
-from ..models import AgentVersion, Event, Exchange, Message, MessageBlob
+from ..models import WHOLE, AgentVersion, Event, Exchange, Message, MessageBlob
 
 PACKED_KINDS = frozenset({"user_message", "tool_result"})
 _VERSION_KEYS = {"systemPrompt": "system_prompt", "tools": "tools"}
@@ -35,35 +38,131 @@ MAX_LIST_CHAIN = 32  # an event's message list continues at most this many other
 _IN_CHUNK = 5000  # ids per IN (...): well under SQLite's 32766 parameters
 
 
-# Raw request bodies -----------------------------------------------------------------------------
+# Raw exchanges ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Parts:
+    """An exchange's headers and response body, whole."""
+
+    exchange_id: int | None
+    request_headers: dict[str, str]
+    response_headers: dict[str, str]
+    response: bytes
 
 
 @dataclass
 class Known:
-    """A stored exchange's request body, kept by the writer as the next call's base."""
+    """A stored exchange's request body, kept by the writer as the next call's base, and the exchange
+    the trace's next ones pack their headers and response against."""
 
     exchange_id: int
     body: bytes
     depth: int  # links to the first whole body
+    anchor: Parts | None = None
+
+    def stored_as(self, pk: int) -> "Known":
+        self.exchange_id = pk
+        if self.anchor is not None and self.anchor.exchange_id is None:
+            self.anchor.exchange_id = pk
+        return self
 
 
-def store_request(exchange: Exchange, body: bytes, base: Known | None) -> int:
-    """Set the exchange's request columns for ``body``; returns its depth in the chain."""
+# A message's stored JSON is more compact than a client's: a little longer than the bytes is still them.
+_DICTIONARY_SLACK = 256
+# A response this long is not made a dictionary: each exchange packed against it would cost its length.
+_ANCHOR_RESPONSE_LIMIT = 64 * 1024
+
+
+def save_exchange(exchange: Exchange, body: bytes, trace_id: str, cache, originals: list) -> None:
+    """Store the unsaved exchange of the events ``pack_events`` just packed (``originals``), against the
+    trace's newest one. ``cache``: the writer's RowCache, which keeps it for the trace's next one."""
+    base = cache.requests.get(trace_id) or last_request(trace_id)
+    known = store_exchange(exchange, body, base, *(originals[-1][3:] if originals else ()))
+    exchange.save()
+    cache.requests[trace_id] = known.stored_as(exchange.pk)
+
+
+def store_exchange(exchange: Exchange, body: bytes, base: Known | None, uses: list[int] = (),
+                   texts: list[str] = ()) -> Known:
+    """Set the unsaved exchange's stored columns from its whole headers, ``body`` and its response body
+    (``response_data``, as relayed), against the trace's newest stored exchange ``base``; ``uses`` and
+    ``texts``: the messages the body holds, as the ids of their uses (``MessageBlob``) and their stored
+    JSON. Returns what the writer keeps for the next one, once given the exchange's id (``Known.stored_as``)."""
+    depth = store_request(exchange, body, base, uses, texts)
+    whole = Parts(None, exchange.request_head, exchange.response_head, bytes(exchange.response_data))
+    anchor = pack(exchange, whole, base.anchor if base is not None else None)
+    exchange.__dict__[WHOLE] = whole
+    return Known(0, body, depth, anchor)
+
+
+def pack(exchange, whole: Parts, anchor: Parts | None) -> Parts | None:
+    """Set the exchange's ``pack_base``, headers and ``response_data`` for its ``whole`` parts, against
+    ``anchor`` (a stored exchange of its trace kept whole); returns the anchor for the trace's next one.
+
+    A call's headers differ from the trace's other calls' in a few values (content-length, date, a
+    request id) and its response mostly in the answer: on bench/storage.py's run, 356 + 196 bytes of
+    headers became ~85 + ~90, and a ~280-byte squeezed response ~25."""
+    exchange.request_head, exchange.response_head = whole.request_headers, whole.response_headers
+    if anchor is None or anchor.exchange_id is None:
+        exchange.pack_base, exchange.response_data = None, delta.squeeze(whole.response)
+        return whole if len(whole.response) <= _ANCHOR_RESPONSE_LIMIT else None
+    exchange.pack_base = anchor.exchange_id
+    for side in ("request", "response"):
+        headers = getattr(whole, f"{side}_headers")
+        found = delta.changes(getattr(anchor, f"{side}_headers"), headers)
+        if len(jsontext.dumps(found)) < len(jsontext.dumps(headers)):
+            setattr(exchange, f"{side}_head", found)
+    exchange.response_data = delta.squeeze(whole.response, anchor.response)
+    return anchor
+
+
+def whole(exchange, anchor: Parts | None) -> Parts:
+    """A stored exchange's parts, whole, from its columns and those of the exchange it packs against."""
+    if exchange.pack_base is None or anchor is None:
+        return Parts(exchange.pk, exchange.request_head, exchange.response_head,
+                     delta.unsqueeze(bytes(exchange.response_data)))
+    heads = [delta.changed(getattr(anchor, f"{side}_headers"), head) if isinstance(head, list) else head
+             for side, head in (("request", exchange.request_head), ("response", exchange.response_head))]
+    return Parts(exchange.pk, *heads, delta.unsqueeze(bytes(exchange.response_data), anchor.response))
+
+
+def unpack_exchanges(exchanges: list[Exchange]) -> None:
+    """Put back the exchanges' whole headers and response bodies, where the model reads them (a query
+    for the exchanges they pack against, which are kept whole)."""
+    bases = {x.pack_base for x in exchanges if x.pack_base is not None}
+    anchors = {x.pk: whole(x, None) for x in Exchange.objects.filter(pk__in=bases)}
+    for exchange in exchanges:
+        exchange.__dict__[WHOLE] = whole(exchange, anchors.get(exchange.pack_base))
+
+
+def store_request(exchange: Exchange, body: bytes, base: Known | None, uses: list[int] = (),
+                  texts: list[str] = ()) -> int:
+    """Set the exchange's request columns for ``body``; returns its depth in the chain.
+
+    What a call adds to its history is its new messages, stored once as messages too: the bytes it
+    does not share with ``base`` are squeezed with the last messages it holds (``texts``, as stored) as
+    zstd's dictionary. On bench/storage.py's run, ~550 bytes a call (the new ~1.2 KB of text) -> ~55."""
+    middle = body
+    exchange.request_base, exchange.request_prefix, exchange.request_suffix = None, 0, 0
     if base is not None and base.depth < MAX_CHAIN:
-        prefix, suffix, middle = delta.split(base.body, body)
+        prefix, suffix, rest = delta.split(base.body, body)
         if prefix + suffix >= len(body) // 2:
             exchange.request_base, exchange.request_prefix, exchange.request_suffix = base.exchange_id, prefix, suffix
-            exchange.request_data = delta.squeeze(middle)
-            return base.depth + 1
-    exchange.request_base, exchange.request_prefix, exchange.request_suffix = None, 0, 0
-    exchange.request_data = delta.squeeze(body)
-    return 0
+            middle = rest
+    first, size = len(texts), 0
+    while first and size + len(texts[first - 1]) <= len(middle) + _DICTIONARY_SLACK:  # no more text than it squeezes
+        first -= 1
+        size += len(texts[first])
+    exchange.request_dictionary = delta.runs(uses[first:]) if first < len(texts) else None
+    exchange.request_data = delta.squeeze(middle, "".join(texts[first:]).encode())
+    return 0 if exchange.request_base is None else base.depth + 1
 
 
-def _links(ids: list[int]) -> dict[int, tuple[int | None, int, int, bytes]]:
+def _links(ids: list[int]) -> dict[int, tuple[int | None, int, int, bytes, list | None]]:
     """Every exchange the request bodies of ``ids`` are built from, with its columns."""
     table = connection.ops.quote_name(Exchange._meta.db_table)
-    found: dict[int, tuple[int | None, int, int, bytes]] = {}
+    found: dict[int, tuple[int | None, int, int, bytes, list | None]] = {}
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start:start + _IN_CHUNK]
         marks = ", ".join(["%s"] * len(chunk))
@@ -72,9 +171,10 @@ def _links(ids: list[int]) -> dict[int, tuple[int | None, int, int, bytes]]:
                 f"WITH RECURSIVE chain(id) AS (SELECT id FROM {table} WHERE id IN ({marks})"
                 f" UNION SELECT e.request_base FROM {table} e JOIN chain ON e.id = chain.id"
                 f" WHERE e.request_base IS NOT NULL)"
-                f" SELECT id, request_base, request_prefix, request_suffix, request_data FROM {table}"
+                f" SELECT id, request_base, request_prefix, request_suffix, request_data, request_dictionary FROM {table}"
                 f" WHERE id IN (SELECT id FROM chain)", chunk)
-            found.update({row[0]: (row[1], row[2], row[3], bytes(row[4])) for row in cursor.fetchall()})
+            found.update({row[0]: (row[1], row[2], row[3], bytes(row[4]), row[5] and jsontext.loads(row[5]))
+                          for row in cursor.fetchall()})
     return found
 
 
@@ -84,24 +184,49 @@ def request_bodies(ids: list[int]) -> dict[int, bytes]:
     return {pk: known.body for pk, known in _known(ids).items() if pk in wanted}
 
 
+def message_texts(ids: set[int]) -> dict[int, bytes]:
+    """The stored JSON of the messages these uses (``MessageBlob``) are of."""
+    found: dict[int, bytes] = {}
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), _IN_CHUNK):
+        rows = MessageBlob.objects.filter(pk__in=ordered[start:start + _IN_CHUNK]).values_list("pk", "message__data")
+        found.update((pk, delta.unsqueeze(bytes(data))) for pk, data in rows)
+    return found
+
+
+def unsqueeze_request(data: bytes, dictionary: list | None, texts: dict[int, bytes]) -> bytes:
+    """A stored request's bytes (its whole body, or the middle of its delta), with ``texts`` holding
+    those of its ``dictionary``'s messages (``message_texts``)."""
+    return delta.unsqueeze(data, b"".join(texts[use] for use in delta.ids_of(dictionary or [])))
+
+
 def _known(ids: list[int]) -> dict[int, Known]:
     links = _links(list(ids))
+    texts = message_texts({pk for link in links.values() if link[4] for pk in delta.ids_of(link[4])})
     built: dict[int, Known] = {}
     for pk in sorted(links):  # a base is always an earlier exchange
-        base_id, prefix, suffix, data = links[pk]
+        base_id, prefix, suffix, data, dictionary = links[pk]
+        data = unsqueeze_request(data, dictionary, texts)
         if base_id is None:
-            built[pk] = Known(pk, delta.unsqueeze(data), 0)
+            built[pk] = Known(pk, data, 0)
         else:
             base = built[base_id]
-            built[pk] = Known(pk, delta.join(base.body, prefix, suffix, delta.unsqueeze(data)), base.depth + 1)
+            built[pk] = Known(pk, delta.join(base.body, prefix, suffix, data), base.depth + 1)
     return built
 
 
 def last_request(trace_id: str) -> Known | None:
-    """The newest stored request body of a trace, for a writer that has none in memory."""
+    """The newest stored exchange of a trace, for a writer that has none in memory."""
     newest = (Event.objects.filter(trace__trace_id=trace_id, exchange__isnull=False)
               .order_by("-pk").values_list("exchange_id", flat=True).first())
-    return None if newest is None else _known([newest])[newest]
+    if newest is None:
+        return None
+    known = _known([newest])[newest]
+    anchor = Exchange.objects.filter(pk=newest).values_list("pack_base", flat=True).first() or newest
+    known.anchor = whole(Exchange.objects.get(pk=anchor), None)
+    if len(known.anchor.response) > _ANCHOR_RESPONSE_LIMIT:
+        known.anchor = None
+    return known
 
 
 def chunk_marks(chunks: list[list[Any]] | None, body_text: str) -> list[list[Any]] | None:
@@ -212,13 +337,13 @@ def _last_listed(trace_pk: int) -> Listed | None:
            .values_list("pk", "packing").first())
     if row is None or "messages" not in row[1]:
         return None
-    return Listed(row[0], _message_ids({row[0]: row[1]})[row[0]], row[1].get("depth", 0))
+    return Listed(row[0], message_ids({row[0]: row[1]})[row[0]], row[1].get("depth", 0))
 
 
-def pack_events(events: list[Event], cache) -> tuple[list[tuple[Event, Any, Any, list[int]]], list]:
+def pack_events(events: list[Event], cache) -> tuple[list[tuple[Event, Any, Any, list[int], list[str]]], list]:
     """Store the repeated parts of these unsaved events apart. Returns what ``restore`` puts back after
-    the insert, so the caller keeps whole events, and the messages stored for the first time
-    (``(message id, message)``). ``cache``: the writer's RowCache."""
+    the insert, so the caller keeps whole events (with their message uses' ids and stored JSON), and
+    the messages stored for the first time (``(message id, message)``). ``cache``: the writer's RowCache."""
     packable = [(event, messages) for event in events if (messages := _messages_of(event)) is not None]
     created: list = []
     if not packable:
@@ -231,7 +356,7 @@ def pack_events(events: list[Event], cache) -> tuple[list[tuple[Event, Any, Any,
         except (TypeError, ValueError):
             continue
         ids = _blob_ids(event.trace_id, texts, messages, created, cache.blobs.setdefault(event.trace_id, {}))
-        originals.append((event, event.content, event.metadata, ids))
+        originals.append((event, event.content, event.metadata, ids, texts))
         if event.trace_id not in cache.message_lists:
             cache.message_lists[event.trace_id] = _last_listed(event.trace_id)
         content = event.content
@@ -242,13 +367,13 @@ def pack_events(events: list[Event], cache) -> tuple[list[tuple[Event, Any, Any,
     return originals, created
 
 
-def restore(originals: list[tuple[Event, Any, Any, list[int]]], cache) -> None:
-    for event, content, metadata, ids in originals:
+def restore(originals: list[tuple[Event, Any, Any, list[int], list[str]]], cache) -> None:
+    for event, content, metadata, ids, _ in originals:
         cache.message_lists[event.trace_id] = Listed(event.pk, ids, event.packing.get("depth", 0))
         event.content, event.metadata, event.packing = content, metadata, None
 
 
-def _message_ids(packings: dict[int, dict[str, Any]]) -> dict[int, list[int]]:
+def message_ids(packings: dict[int, dict[str, Any]]) -> dict[int, list[int]]:
     """Each packed event's message ids, fetching the events their lists continue (a round per link)."""
     packings = dict(packings)
     while missing := {p["after"] for p in packings.values() if "after" in p} - packings.keys():
@@ -262,12 +387,7 @@ def _message_ids(packings: dict[int, dict[str, Any]]) -> dict[int, list[int]]:
 
 
 def _blob_values(ids: set[int]) -> dict[int, Any]:
-    found: dict[int, Any] = {}
-    ordered = sorted(ids)
-    for start in range(0, len(ordered), _IN_CHUNK):
-        rows = MessageBlob.objects.filter(pk__in=ordered[start:start + _IN_CHUNK]).values_list("pk", "message__data")
-        found.update((pk, jsontext.loads(delta.unsqueeze(bytes(data)))) for pk, data in rows)
-    return found
+    return {pk: jsontext.loads(text) for pk, text in message_texts(ids).items()}
 
 
 def unpack_events(events: list[Event]) -> None:
@@ -275,7 +395,7 @@ def unpack_events(events: list[Event]) -> None:
     packed = {event.pk: event for event in events if event.packing}
     if not packed:
         return
-    ids = _message_ids({pk: event.packing for pk, event in packed.items() if "messages" in event.packing})
+    ids = message_ids({pk: event.packing for pk, event in packed.items() if "messages" in event.packing})
     blobs = _blob_values({blob for pk in packed if pk in ids for blob in ids[pk]})
     versions = _version_values({e.agent_version_id for e in packed.values() if e.packing.get("version")})
     for pk, event in packed.items():

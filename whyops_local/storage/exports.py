@@ -10,11 +10,10 @@ from typing import Any
 
 from django.db import transaction
 
-from ..domain import delta
 from ..domain.schemas import EventIn
 from ..models import Event, Exchange, Trace
 from . import content
-from .rows import EventsJob, record_jobs, register_agent
+from .rows import EventsJob, RowCache, record_jobs, register_agent
 
 FORMAT = "whyops-local trace export"
 VERSION = 1
@@ -45,6 +44,7 @@ def export_trace(trace: Trace) -> dict[str, Any]:
     events = list(trace.events.select_related("trace").order_by("step_id", "pk"))
     exchange_ids = list(dict.fromkeys(e.exchange_id for e in events if e.exchange_id))
     exchanges = {x.pk: x for x in Exchange.objects.filter(pk__in=exchange_ids)}
+    content.unpack_exchanges(list(exchanges.values()))
     requests = content.request_bodies(exchange_ids)
     position = {pk: n for n, pk in enumerate(exchange_ids)}
     summary = {k: v for k, v in trace.summary_dict().items() if k != "agentVersion"}
@@ -59,14 +59,12 @@ def export_trace(trace: Trace) -> dict[str, Any]:
     }
 
 
-def _exchange(data: dict[str, Any], base: content.Known | None) -> tuple[Exchange, content.Known]:
-    exchange = Exchange(
+def _exchange(data: dict[str, Any]) -> Exchange:
+    return Exchange(
         provider=data["provider"], method=data["method"], path=data["path"], status=data["status"],
         request_headers=data["requestHeaders"], response_headers=data["responseHeaders"],
-        response_data=delta.squeeze(_bytes(data["responseBody"])), chunk_marks=data["chunkMarks"],
+        response_data=_bytes(data["responseBody"]), chunk_marks=data["chunkMarks"],
         started_at=data["startedAt"], ttfb_ms=data["ttfbMs"], total_ms=data["totalMs"], interrupted=data["interrupted"])
-    body = _bytes(data["requestBody"])
-    return exchange, content.Known(0, body, content.store_request(exchange, body, base))
 
 
 def _jobs(document: dict[str, Any]):
@@ -100,17 +98,16 @@ def import_document(document: dict[str, Any]) -> tuple[str, bool]:
                                                         "description": version["description"], "tools": version["tools"]},
                        version["versionHash"])
     exchanges: dict[int, Exchange] = {}
-    base = None
+    cache = RowCache()  # the trace's newest exchange, the next one's base
     for (source, position), items in _jobs(document):
-        exchange = None
+        exchange, request = None, b""
         if position is not None:
             if position not in exchanges:
-                exchange, base = _exchange(document["exchanges"][position], base)
-                exchanges[position] = exchange
+                exchanges[position] = _exchange(document["exchanges"][position])
+                request = _bytes(document["exchanges"][position]["requestBody"])
             exchange = exchanges[position]
-        (outcome,) = record_jobs([EventsJob(items, source=source or Event.SOURCE_SDK, exchange=exchange)])
+        (outcome,) = record_jobs([EventsJob(items, source=source or Event.SOURCE_SDK, exchange=exchange, request=request)],
+                                 cache)
         if isinstance(outcome, Exception):
             raise outcome
-        if exchange is not None:
-            base.exchange_id = exchange.pk
     return trace_id, True

@@ -19,7 +19,7 @@ from ..domain.schemas import EventIn
 from ..domain.versioning import version_hash
 from ..models import TOKEN_COLUMNS, Agent, AgentVersion, Event, Exchange, Trace
 from . import flagging, search
-from .content import Known, Listed, pack_events, restore
+from .content import Known, Listed, pack_events, restore, save_exchange
 
 
 @dataclass
@@ -321,12 +321,14 @@ def _new_event(related: dict[str, Any], **values: Any) -> Event:
 @dataclass
 class EventsJob:
     """One request's events and where they came from; ``user`` is the header's external user id,
-    used where an event names none. An unsaved ``exchange`` is saved along with the events."""
+    used where an event names none. An unsaved ``exchange`` (its headers and response body whole) is
+    saved along with the events, with its ``request`` body (storage/content.py ``save_exchange``)."""
 
     items: list[EventIn]
     source: str = Event.SOURCE_SDK
     user: str | None = None
     exchange: Exchange | None = None
+    request: bytes = b""
     # (traceId, idempotencyKey) pairs the caller found unstored in this transaction, spared a lookup each
     new_keys: frozenset = frozenset()
 
@@ -450,8 +452,6 @@ def _save_totals(trace: Trace) -> None:
 
 def _record(batch: RowCache, job: EventsJob) -> list[Saved]:
     now = timezone.now()
-    if job.exchange is not None and job.exchange.pk is None:
-        job.exchange.save()  # a proxied call's raw exchange: stored with its events or not at all
     results: list[Saved | None] = []
     pending: list[Event] = []
     keys_in_request: dict[tuple[str, str], Event] = {}
@@ -470,6 +470,12 @@ def _record(batch: RowCache, job: EventsJob) -> list[Saved]:
         pending.append(built)
         results.append(None)
     originals, new_messages = pack_events(pending, batch)
+    if job.exchange is not None and job.exchange.pk is None:
+        # A proxied call's raw exchange: stored with its events or not at all, after them, as its request
+        # body is squeezed against their messages.
+        save_exchange(job.exchange, job.request, job.items[0].traceId, batch, originals)
+        for event in pending:
+            event.exchange_id = job.exchange.pk
     _insert(pending)
     search.index(pending, {event.pk for event, *_ in originals}, new_messages)
     restore(originals, batch)

@@ -1,13 +1,16 @@
 """Full-text search over what events say (domain/searchtext.py), in the writer's commit.
 
-A row per event (rowid: the event's id, with its trace) and per message stored once (rowid: minus
-the message's id, no trace: the traces using it are its ``MessageBlob`` rows), so a message is
-indexed once however many calls and traces send it; trace ids have an index of their own.
+A row per event (``TABLE``, rowid: the event's id, with its trace) and, in an index of their own
+(``MESSAGES``), per message stored once (rowid: the message's id; the traces using it are its
+``MessageBlob`` rows), so a message is indexed once however many calls and traces send it; trace
+ids have an index of their own too. Apart, each index's rowids grow in one run: FTS5 keeps a
+segment's rowids as deltas, and one index of both (messages at minus their id) took 250 KB of a
+growing history's database instead of ~135 (bench/storage.py).
 SQLite: FTS5 tables with the trigram tokenizer, so that any substring of 3 characters or more is
 found through the index, case-insensitively (ASCII), as the list's search always did. They keep
-no text of their own (it was a third of a growing history's database): the text index reads it
-from the stored rows through a view (``SOURCE``) that calls ``stored_text`` (a SQL function every
-connection gets), the trace ids' index from the trace table, kept up to date by triggers.
+no text of their own (it was a third of a growing history's database): the text indexes read it
+from the stored rows through views (``SOURCE``, ``MESSAGE_SOURCE``) that call ``stored_text`` (a SQL
+function every connection gets), the trace ids' index from the trace table, kept up to date by triggers.
 PostgreSQL: a plain table with a pg_trgm GIN index, searched with ILIKE. Shorter queries scan the
 indexed text.
 """
@@ -24,6 +27,8 @@ from ..domain.searchtext import text_of
 
 TABLE = "whyops_search"
 SOURCE = "whyops_search_source"
+MESSAGES = "whyops_message_search"
+MESSAGE_SOURCE = "whyops_message_search_source"
 TRACE_IDS = "whyops_trace_search"
 USES = "whyops_local_messageblob"
 _ROWS_PER_STATEMENT = 3000
@@ -63,21 +68,28 @@ def stored_rows(Event, MessageBlob):
 def index(events: list, packed: set[int], new_messages: list[tuple[int, Any]]) -> None:
     """Index freshly inserted ``events`` (whole) and ``new_messages``: ``(message id, message)``.
     The messages of ``packed`` events are indexed as stored messages."""
-    rows = [(-pk, None, text) for pk, message in new_messages if (text := text_of(message))]
+    messages = [(pk, text) for pk, message in new_messages if (text := text_of(message))]
+    rows = []
     for event in events:
         content = event.content
         if event.pk in packed:
             content = {k: v for k, v in content.items() if k != "messages"} if isinstance(content, dict) else None
         if text := text_of(content):
             rows.append((event.pk, event.trace_id, text))
+    _insert(MESSAGES, "rowid, body", messages)
+    _insert(TABLE, "rowid, trace, body", rows)
+
+
+def _insert(table: str, columns: str, rows: list[tuple]) -> None:
+    marks = "(" + ", ".join(["%s"] * (columns.count(",") + 1)) + ")"
     with connection.cursor() as cursor:
         for start in range(0, len(rows), _ROWS_PER_STATEMENT):
             chunk = rows[start:start + _ROWS_PER_STATEMENT]
-            cursor.execute(f"INSERT INTO {TABLE} (rowid, trace, body) VALUES " + ", ".join(["(%s, %s, %s)"] * len(chunk)),
+            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([marks] * len(chunk)),
                            [value for row in chunk for value in row])
 
 
-def _delete(rowids: list[int]) -> None:
+def _delete(table: str, source: str, columns: str, rowids: list[int]) -> None:
     """Unindex these rows, before the rows they index are deleted (SQLite's index is told the text it
     indexed, read back through the view; a row without text was never indexed, and telling the
     index of it would break the index's counts)."""
@@ -86,10 +98,10 @@ def _delete(rowids: list[int]) -> None:
             chunk = rowids[start:start + 5000]
             marks = ", ".join(["%s"] * len(chunk))
             if connection.vendor == "sqlite":
-                cursor.execute(f"INSERT INTO {TABLE} ({TABLE}, rowid, trace, body) SELECT 'delete', id, trace, body"
-                               f" FROM {SOURCE} WHERE id IN ({marks}) AND body != ''", chunk)
+                cursor.execute(f"INSERT INTO {table} ({table}, rowid, {columns}) SELECT 'delete', id, {columns}"
+                               f" FROM {source} WHERE id IN ({marks}) AND body != ''", chunk)
             else:
-                cursor.execute(f"DELETE FROM {TABLE} WHERE rowid IN ({marks})", chunk)
+                cursor.execute(f"DELETE FROM {table} WHERE rowid IN ({marks})", chunk)
 
 
 def forget(trace_pks: list[int]) -> None:
@@ -97,11 +109,11 @@ def forget(trace_pks: list[int]) -> None:
     from ..models import Event
 
     if trace_pks:
-        _delete(list(Event.objects.filter(trace_id__in=trace_pks).values_list("pk", flat=True)))
+        _delete(TABLE, SOURCE, "trace, body", list(Event.objects.filter(trace_id__in=trace_pks).values_list("pk", flat=True)))
 
 
 def forget_messages(message_pks: list[int]) -> None:
-    _delete([-pk for pk in message_pks])
+    _delete(MESSAGES, MESSAGE_SOURCE, "body", message_pks)
 
 
 def _where(query: str, column: str = "body") -> tuple[str, list[str]]:
@@ -159,9 +171,8 @@ def _text_sql(query: str) -> tuple[str, list[str]]:
         sql, params = _scan_sql(query)
         return f"SELECT trace_id FROM ({sql}) AS found", params
     where, params = _where(query)
-    # A message's row has no trace, an event's no message: each half finds only its own.
     return (f"SELECT trace FROM {TABLE} WHERE {where} UNION ALL SELECT trace_id FROM {USES}"
-            f" WHERE message_id IN (SELECT -rowid FROM {TABLE} WHERE {where})", params * 2)
+            f" WHERE message_id IN (SELECT rowid FROM {MESSAGES} WHERE {where})", params * 2)
 
 
 def matching(query: str) -> Q:
@@ -195,7 +206,7 @@ def snippets(trace_pks: list[int], query: str, width: int = 50) -> dict[int, str
     else:
         where, by = _where(query)
         sql = (f"SELECT trace, body FROM {TABLE} WHERE {where} AND trace IN ({marks})"
-               f" UNION ALL SELECT u.trace_id, s.body FROM {TABLE} s JOIN {USES} u ON u.message_id = -s.rowid"
+               f" UNION ALL SELECT u.trace_id, s.body FROM {MESSAGES} s JOIN {USES} u ON u.message_id = s.rowid"
                f" WHERE {where} AND u.trace_id IN ({marks})")
         params = [*by, *trace_pks, *by, *trace_pks]
     found: dict[int, str] = {}
