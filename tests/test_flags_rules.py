@@ -261,3 +261,27 @@ def test_odd_content_never_raises():
         for kind in ("user_message", "llm_response", "tool_call_request", "tool_call_response", "tool_result", "error"):
             run.add(kind, content, metadata={"tool": {"x": 1}, "tools": "x", "systemPrompt": 5}, latency_ms=float(run.n))
     assert isinstance(flags.flags_of(run.state), list)
+
+
+def test_a_long_run_of_one_answer_or_of_errors_is_one_flag_and_a_small_state():
+    run = Run()
+    for _ in range(300):
+        run.answer("Hello world")
+    (repeated,) = run.flagged("repeated_answer")
+    assert repeated["stepIds"] == list(range(281, 301)) and "300 times" in repeated["message"]
+    for _ in range(1000):
+        run.add("error", {"message": "rate limited", "status": 429})
+    (streak,) = run.flagged("error_streak")
+    assert streak["stepIds"] == list(range(301, 321)) and streak["message"] == "1000 errors in a row"
+    assert len(flags.jsontext.dumps(run.state)) < 2_500
+
+
+def test_states_stored_before_runs_kept_their_first_step_still_flag_once():
+    run = Run()
+    run.state = {"ans": [flags.digest("Hi"), [7, 8], 2], "err": [3, 4]}
+    run.n = 8
+    run.add("error", {"message": "x"})
+    run.answer("Hi"), run.answer("Hi")
+    assert [(f["kind"], f["stepIds"], f["message"]) for f in flags.flags_of(run.state)] == [
+        ("error_streak", [3, 4, 9], "3 errors in a row"),
+        ("repeated_answer", [7, 8, 10, 11], "The same answer 4 times in a row: “Hi”")]

@@ -208,10 +208,12 @@ def _repeated_answer(state: dict[str, Any], step: Step, text: str, has_calls: bo
         run[1] = [*run[1], step.step_id][-_STEPS_KEPT:]
         run[2] += 1
     else:
-        run = state["ans"] = [key, [step.step_id], 1]
+        run = state["ans"] = [key, [step.step_id], 1, step.step_id]
     if run[2] >= REPEATS:
         shown = text[:50] + ("…" if len(text) > 50 else "")
-        _put(state, f"ans:{run[1][0]}", _flag("repeated_answer", run[1],
+        # One flag per run, under its first step (runs stored before it was kept: the first step kept).
+        first = run[3] if len(run) > 3 else run[1][0]
+        _put(state, f"ans:{first}", _flag("repeated_answer", run[1],
                                               f"The same answer {len(run[1]) if run[2] <= _STEPS_KEPT else run[2]} "
                                               f"times in a row: “{shown}”"))
 
@@ -222,10 +224,16 @@ def _error_streak(state: dict[str, Any], step: Step) -> None:
     if not _is_error(step):
         state.pop("err", None)
         return
-    streak = state.setdefault("err", [])
-    streak.append(step.step_id)
-    if len(streak) >= REPEATS:
-        _put(state, f"err:{streak[0]}", _flag("error_streak", streak[:_STEPS_KEPT], f"{len(streak)} errors in a row"))
+    # [its first steps (at most _STEPS_KEPT), how long it is]; a plain list of every step id, as
+    # streaks were stored before, grew with the streak.
+    streak = state.setdefault("err", [[], 0])
+    if not streak or isinstance(streak[0], int):
+        streak = state["err"] = [streak[:_STEPS_KEPT], len(streak)]
+    if len(streak[0]) < _STEPS_KEPT:
+        streak[0].append(step.step_id)
+    streak[1] += 1
+    if streak[1] >= REPEATS:
+        _put(state, f"err:{streak[0][0]}", _flag("error_streak", streak[0], f"{streak[1]} errors in a row"))
 
 
 def _open_calls(state: dict[str, Any], step: Step, has_calls: bool) -> None:
