@@ -224,3 +224,22 @@ async def test_pages_hear_every_message_of_a_burst_bigger_than_the_layer_holds_w
     finally:
         for ws in pages:
             await ws.disconnect()
+
+
+async def test_a_hub_stops_when_cancelled_even_if_its_layer_answers_the_cancel_with_another_error():
+    """A loop closing cancels the hub; a layer whose receive turns that into an error (channels_redis's
+    clean-up can) must not make the hub retry for ever: the loop would never finish closing."""
+    from whyops_local.live.consumers import Hub
+
+    class Layer:
+        async def receive(self, channel):
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                raise AssertionError("clean-up after a cancel failed") from None
+
+    receiving = asyncio.create_task(Hub(Layer())._receive("channel"))
+    await asyncio.sleep(0.01)
+    receiving.cancel()
+    done, _ = await asyncio.wait([receiving], timeout=3)
+    assert done

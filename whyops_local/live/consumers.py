@@ -78,6 +78,10 @@ class Hub:
                 message = await self.layer.receive(channel)
                 self._received.put_nowait((message["text"], list(self.members.get(message["group"], ()))))
             except Exception:  # say, Redis went away: retry, pages catch up when they reconnect
+                if asyncio.current_task().cancelling():
+                    # Cancelled (the loop is closing), and the layer's clean-up failed with another error
+                    # (channels_redis's receive can): stop as asked, not retry for ever.
+                    raise
                 log.exception("could not receive live messages")
                 await asyncio.sleep(1)
 
