@@ -164,8 +164,9 @@ def test_hostile_content_renders_as_text_and_nothing_executes(server, browser):
     for node in browser.find_elements(By.CSS_SELECTOR, "#graph g.node"):
         node.click()
         node_id = node.get_attribute("data-node")
-        wait_for(browser, lambda d, node_id=node_id: d.find_elements(By.CSS_SELECTOR,
-                                                                   f"#step-panel article[data-node='{node_id}']"))
+        # Not while loading: the node selected first has its panel already, and the fetch replaces it.
+        wait_for(browser, lambda d, node_id=node_id: d.find_elements(
+            By.CSS_SELECTOR, f"#step-panel:not(.loading) article[data-node='{node_id}']"))
         for details in browser.find_elements(By.CSS_SELECTOR, "#step-panel details"):
             browser.execute_script("arguments[0].open = true", details)
         assert "<script>" in browser.find_element(By.ID, "step-panel").text
