@@ -90,7 +90,9 @@ class Load:
 
     def assert_all_stored(self, server) -> None:
         for trace, keys in self.events.items():
-            stored = [e["idempotencyKey"] for e in httpx.get(f"{server.api}/traces/{trace}", timeout=30).json()["events"]]
+            answer = httpx.get(f"{server.api}/traces/{trace}", timeout=30)
+            assert answer.status_code == 200, (trace, answer.status_code, answer.text[:500])
+            stored = [e["idempotencyKey"] for e in answer.json()["events"]]
             # A request the kill cut off may have been committed without its answer arriving: more is fine.
             assert set(keys) <= set(stored) and len(stored) == len(set(stored)), trace
         for trace in self.calls:
