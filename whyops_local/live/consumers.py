@@ -99,9 +99,10 @@ class Hub:
 
 
 async def _stop(task: asyncio.Task) -> None:
-    """Cancel ``task`` until it ends. Once may not do: channels_redis sends each Redis command through
-    Python 3.11's ``asyncio.wait_for``, which loses a cancellation that lands as the command is sent,
-    and the receive then waits on the next BZPOPMIN for ever (a closing loop hung, 1 in 8 lane runs)."""
+    """Cancel ``task`` until it ends. Once may not do: redis-py (channels_redis's client) writes each
+    command through Python 3.11's ``asyncio.wait_for``, which loses a cancellation that lands as the
+    write completes, and the receive then waits on the next BZPOPMIN for ever (a closing loop hung in
+    1 of 8 PostgreSQL-lane runs)."""
     while not task.done():
         task.cancel()
         await asyncio.wait([task], timeout=0.1)
