@@ -120,3 +120,22 @@ def test_exchanges_stored_whole_are_packed_against_their_traces_first_and_back(m
     rows = back.objects.filter(events__trace__trace_id="old-heads").order_by("pk")
     assert [(x.request_headers, delta.unsqueeze(bytes(x.response_data))) for x in rows] == list(
         zip(heads, answers, strict=True))
+
+
+
+@pytest.mark.django_db(transaction=True)
+def test_metadata_stored_as_patches_is_made_whole_going_back(migrate_to):
+    from whyops_local.domain.schemas import EventIn
+    from whyops_local.models import Event
+
+    from .storing import record_events
+
+    metadata = [{"model": "m", "provider": "openai", "usage": {"promptTokens": n}, "latencyMs": 1.5} for n in (10, 20)]
+    for step, said in enumerate(metadata, 1):  # a request each: the second is patched against the first
+        record_events([EventIn.model_validate({"eventType": "llm_response", "traceId": "going-back", "agentName": "old",
+                                               "stepId": step, "content": {"content": "hi"}, "metadata": said})])
+    stored = Event.objects.filter(trace__trace_id="going-back").order_by("step_id").values_list("metadata", "packing")
+    assert [packing for _, packing in stored][1] == {"like": Event.objects.get(step_id=1).pk}
+    old = migrate_to([("whyops_local", "0012_packed_exchanges")])
+    rows = old.get_model("whyops_local", "Event").objects.filter(trace__trace_id="going-back").order_by("step_id")
+    assert list(rows.values_list("metadata", "packing")) == [(metadata[0], None), (metadata[1], None)]

@@ -69,6 +69,40 @@ def test_message_ids_are_kept_as_runs():
     assert delta.ids_of(delta.runs([5, 6, 2, 2])) == [5, 6, 2, 2]
 
 
+USAGE = {"model": "gpt-4o-mini", "provider": "openai", "systemPrompt": None,
+         "usage": {"promptTokens": 120, "completionTokens": 12, "cacheReadTokens": 100}, "latencyMs": 8.7}
+
+
+@pytest.mark.parametrize("value", [
+    USAGE,
+    {**USAGE, "usage": {**USAGE["usage"], "promptTokens": 2400}, "latencyMs": 9.1},  # a count and the time
+    {k: v for k, v in USAGE.items() if k != "provider"},  # one vanishes
+    {**USAGE, "usage": {"promptTokens": 120}},  # an inner one vanishes
+    {**USAGE, "params": {"temperature": 0.2, "stop": None}},  # one appears, holding a null
+    {**USAGE, "usage": 7},  # a dict becomes a number
+    {**USAGE, "model": {"name": "m", "gone": None}},  # a text becomes a dict holding a null
+    {**USAGE, "latencyMs": 8.7, "n": 1},
+    {**USAGE, "latencyMs": -0.0},
+    {}, {"x": [1, {"a": None}]},
+])
+def test_metadata_patched_against_another_comes_back_exactly(value):
+    found = delta.patch(USAGE, value)
+    assert found is not None
+    back = delta.patched(USAGE, json.loads(json.dumps(found)))
+    assert json.dumps(back) == json.dumps(value)  # in its order, 1 not 1.0 nor true
+
+
+def test_a_patch_holds_only_what_changed_and_none_is_made_when_it_could_not_give_the_value_back():
+    assert delta.patch(USAGE, USAGE) == {}
+    assert delta.patch(USAGE, {**USAGE, "usage": {**USAGE["usage"], "promptTokens": 2400}, "latencyMs": 9.1}) == {
+        "usage": {"promptTokens": 2400}, "latencyMs": 9.1}
+    assert delta.patch({"n": 1, "on": True}, {"n": 1.0, "on": 1}) == {"n": 1.0, "on": 1}
+    assert delta.patch(USAGE, {**USAGE, "model": None}) is None  # a null that base does not hold would remove it
+    assert delta.patch(USAGE, dict(reversed(USAGE.items()))) is None  # an order a patch would not keep
+    assert delta.patch({"a": {"x": 1, "y": 2}}, {"a": {"y": 2, "x": 1}}) is None
+    assert delta.patch({"big": [2**70]}, {"big": [2**70]}) == {"big": [2**70]}  # orjson cannot compare it: kept
+
+
 def test_a_growing_history_run_is_stored_small_and_reads_back_byte_for_byte(proxied, fake):
     fake.gate.set()
     trace_id = f"grow-{uuid.uuid4()}"

@@ -58,3 +58,25 @@ def test_a_deleted_trace_leaves_the_indexes():
                 cursor.execute(f"INSERT INTO {table} ({table}, rank) VALUES ('integrity-check', 1)")
     _store("indexed-gone", "other words")  # the same id again, indexed afresh
     assert [t.trace_id for t in Trace.objects.filtered(q="xed-gon")] == ["indexed-gone"]
+
+
+def test_events_whose_metadata_is_stored_as_a_patch_are_found_and_leave_the_indexes_whole():
+    from whyops_local.models import Event
+    from whyops_local.storage import search
+    from whyops_local.storage.retention import delete_trace_named
+
+    usage = {"model": "gpt-4o-mini", "provider": "openai", "usage": {"promptTokens": 120, "completionTokens": 12}}
+    for n, content in enumerate(["first answer", "xq answer as plain text", {"content": "answer in a dict"}]):
+        record_events([EventIn.model_validate(
+            {"eventType": "llm_response", "traceId": "patched", "agentName": "indexed", "stepId": n + 1,
+             "content": content, "metadata": {**usage, "latencyMs": 10.5 + n}})])
+    patched = Event.objects.filter(trace__trace_id="patched", packing__has_key="like")
+    assert patched.count() == 2  # the trace's first llm_response is their base
+    assert [e.metadata for e in Event.objects.filter(trace__trace_id="patched").order_by("step_id")] == [
+        {**usage, "latencyMs": 10.5 + n} for n in range(3)]
+    for query in ("plain text", "xq", "in a dict"):  # through the index, and (too short for it) by reading
+        assert [t.trace_id for t in Trace.objects.filtered(q=query)] == ["patched"], query
+    delete_trace_named("patched")
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:  # the index was told the very text it indexed
+            cursor.execute(f"INSERT INTO {search.TABLE} ({search.TABLE}, rank) VALUES ('integrity-check', 1)")

@@ -113,7 +113,8 @@ class Agent(models.Model):
 
 class AgentVersion(models.Model):
     id = models.CharField(primary_key=True, max_length=36, default=_uuid, editable=False)
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="versions")
+    # Not indexed alone: the unique (agent, version_hash) index starts with it.
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="versions", db_index=False)
     # Order of creation within the agent, 1-based: "v3" in the UI.
     seq = models.PositiveIntegerField()
     version_hash = models.CharField(max_length=32)
@@ -441,7 +442,6 @@ class Event(TokenColumns):
     parent_step_id = models.BigIntegerField(null=True)
     span_id = models.CharField(max_length=128)
     timestamp = models.DateTimeField()
-    received_at = models.DateTimeField(auto_now_add=True)
     external_user_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001  (as on Trace)
     # NULL for events without one: the unique (trace, idempotency_key) constraint admits many NULLs, not many "".
     idempotency_key = models.CharField(max_length=128, null=True)  # noqa: DJ001

@@ -61,7 +61,6 @@ WHYOPS_MAX_DB_MB = float(os.environ.get("WHYOPS_MAX_DB_MB") or 0) or None
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.contenttypes",
     "django.contrib.staticfiles",
     "channels",
     "ninja",  # serves Swagger UI from its own static files: /api/docs works offline

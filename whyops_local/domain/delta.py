@@ -9,7 +9,9 @@ Messages are stored once per trace and referenced by id; an event's ids are kept
 """
 
 import hashlib
+from typing import Any
 
+import orjson
 import zstandard
 
 _MAGIC = b"\x28\xb5\x2f\xfd"  # every zstd frame starts with it
@@ -122,3 +124,66 @@ def changed(base: dict, found: list) -> dict:
         else:
             whole[entry[0]] = entry[1]
     return whole
+
+
+def patch(base: dict, value: dict) -> dict | None:
+    """``value`` as a JSON merge patch (RFC 7386) of ``base``: the entries that differ, dicts that both
+    hold patched in turn, ``None`` for a key ``value`` lacks. ``None`` when no patch gives ``value``
+    back exactly: a null that ``base`` does not hold (a patch's null removes), or keys in an order
+    that ``patched`` would not keep. Values are compared as JSON text: Python's 1, 1.0 and true are equal.
+    """
+    if not _keeps_order(base, value):
+        return None
+    found: dict = {} if base.keys() == value.keys() else {key: None for key in base if key not in value}
+    for key, item in value.items():
+        was = base.get(key, _MISSING)
+        kind = type(item)
+        if kind is not type(was):
+            pass
+        elif kind in _SCALARS:
+            if item == was:
+                continue
+        elif kind is dict:
+            inner = patch(was, item)
+            if inner is None:
+                return None
+            if inner:
+                found[key] = inner
+            continue
+        elif _same(was, item):
+            continue
+        if item is None:
+            return None
+        found[key] = item
+    return found
+
+
+def patched(base: dict, found: dict) -> dict:
+    """The ``value`` that ``patch(base, value)`` was given."""
+    whole = dict(base)
+    for key, item in found.items():
+        if item is None:
+            whole.pop(key, None)
+        elif isinstance(item, dict) and isinstance(whole.get(key), dict):
+            whole[key] = patched(whole[key], item)
+        else:
+            whole[key] = item
+    return whole
+
+
+def _keeps_order(base: dict, value: dict) -> bool:
+    """Whether ``patched`` would give ``value``'s keys in their order: ``base``'s that stay, then the new ones."""
+    if base.keys() == value.keys():  # the usual case: the same keys
+        return list(base) == list(value)
+    return [key for key in base if key in value] + [key for key in value if key not in base] == list(value)
+
+
+_MISSING = object()
+_SCALARS = frozenset({str, int, bool, type(None)})  # equal in Python only when equal as JSON, for one type
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:  # a float (-0.0 == 0.0) or a list, as JSON text
+        return orjson.dumps(a) == orjson.dumps(b)
+    except TypeError:  # what orjson cannot write (integers beyond 64 bits): told apart, stored again
+        return False

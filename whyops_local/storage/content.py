@@ -15,6 +15,7 @@ Here:
   (``MessageBlob``) and the event keeping the uses' ids as runs; a message no trace uses any more
   is deleted with the last one (``collect``); its system prompt and tools, when they are its agent
   version's, are read from the version;
+- an event's metadata is stored as what differs from its trace's first event's of the same kind;
 - a stream's chunks keep only their arrival time and length.
 
 Everything is written in the writer's transaction, and events come back whole from any queryset
@@ -24,6 +25,7 @@ Everything is written in the writer's transaction, and events come back whole fr
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from django.db import connection
 from django.db.models import Exists, OuterRef
 
@@ -333,9 +335,9 @@ def _list_packing(ids: list[int], base: Listed | None) -> dict[str, Any]:
 
 
 def _last_listed(trace_pk: int) -> Listed | None:
-    row = (Event.objects.filter(trace_id=trace_pk, packing__isnull=False).order_by("-pk")
+    row = (Event.objects.filter(trace_id=trace_pk, packing__has_key="messages").order_by("-pk")
            .values_list("pk", "packing").first())
-    if row is None or "messages" not in row[1]:
+    if row is None:
         return None
     return Listed(row[0], message_ids({row[0]: row[1]})[row[0]], row[1].get("depth", 0))
 
@@ -368,6 +370,7 @@ def pack_events(events: list[Event], cache) -> tuple[list[tuple[Event, Any, Any,
 
 
 def restore(originals: list[tuple[Event, Any, Any, list[int], list[str]]], cache) -> None:
+    """Put back what ``pack_events`` left out (after ``unpatch_metadata``)."""
     for event, content, metadata, ids, _ in originals:
         cache.message_lists[event.trace_id] = Listed(event.pk, ids, event.packing.get("depth", 0))
         event.content, event.metadata, event.packing = content, metadata, None
@@ -395,6 +398,7 @@ def unpack_events(events: list[Event]) -> None:
     packed = {event.pk: event for event in events if event.packing}
     if not packed:
         return
+    _unpatch_stored(events, [event for event in packed.values() if "like" in event.packing])
     ids = message_ids({pk: event.packing for pk, event in packed.items() if "messages" in event.packing})
     blobs = _blob_values({blob for pk in packed if pk in ids for blob in ids[pk]})
     versions = _version_values({e.agent_version_id for e in packed.values() if e.packing.get("version")})
@@ -408,3 +412,79 @@ def unpack_events(events: list[Event]) -> None:
             held = versions.get(event.agent_version_id, {})
             event.metadata = {k: (held.get(k) if k in keys else v) for k, v in event.metadata.items()}
         event.packing = None
+
+
+# Metadata ----------------------------------------------------------------------------------------
+# An event's metadata is mostly its trace's first one's of the same kind (a chat call's model,
+# provider, parameters and usage's keys; only counts and time change): stored as a merge patch of
+# that one's (``delta.patch``), ``packing["like"]`` naming it. A growing history's event table: 291 ->
+# 168 KB (bench/storage.py), for ~7 us an event in the writer on bench/ingest.py's events (2-core
+# machine). OTLP events stay whole: their parent span is read from it in SQL (otlp/store.py).
+
+# '"like": 123456, ' in the packing, and a packing's braces: a patch saving less is not worth it,
+# nor is looking for one in shorter metadata (a tool call's name and time).
+_LIKE_COST = 24
+_WORTH_PATCHING = 2 * _LIKE_COST
+
+
+def _first_of_kind(trace_pk: int, kind: str) -> tuple[int, Any] | None:
+    return (Event.objects.filter(trace_id=trace_pk, event_type=kind).order_by("pk")
+            .values_list("pk", "metadata").first())
+
+
+def patch_metadata(events: list[Event], cache) -> list[tuple[Event, Any, Any]]:
+    """Store these unsaved events' metadata as patches of their trace's first event of each kind (the
+    first ones, stored whole, become the bases once inserted: ``unpatch_metadata``). Returns what
+    ``unpatch_metadata`` puts back. Call after ``pack_events``: it patches the metadata as stored."""
+    patched = []
+    bases = cache.metadata_bases
+    for event in events:
+        metadata = event.metadata
+        if event.source == Event.SOURCE_OTLP or not isinstance(metadata, dict) or not metadata:
+            continue
+        key = (event.trace_id, event.event_type)
+        if key not in bases:
+            bases[key] = _first_of_kind(*key)
+        base = bases[key]
+        if base is None:
+            bases[key] = event  # the trace's first of its kind: stored whole, the next ones' base
+            continue
+        if isinstance(base, Event) or not isinstance(base[1], dict):
+            continue  # a base still to be inserted, with these events
+        try:
+            whole = len(orjson.dumps(metadata))
+        except TypeError:  # what only json writes: rare enough to store whole
+            continue
+        if whole < _WORTH_PATCHING or (found := delta.patch(base[1], metadata)) is None:
+            continue
+        if len(orjson.dumps(found)) + _LIKE_COST > whole:
+            continue
+        patched.append((event, metadata, event.packing))
+        event.metadata, event.packing = found, {**(event.packing or {}), "like": base[0]}
+    return patched
+
+
+def unpatch_metadata(patched: list[tuple[Event, Any, Any]], events: list[Event], cache) -> None:
+    """After the insert: the events' metadata and packing back as they were, and the bases inserted
+    with them kept, with their stored metadata, for the next events."""
+    for event, metadata, packing in patched:
+        event.metadata, event.packing = metadata, packing
+    bases = cache.metadata_bases
+    for event in events:
+        key = (event.trace_id, event.event_type)
+        if bases.get(key) is event:
+            bases[key] = (event.pk, event.metadata)
+
+
+def _unpatch_stored(events: list[Event], patched: list[Event]) -> None:
+    """Patched stored events' metadata, whole again, from their bases' as stored (before anything
+    else of theirs is put back)."""
+    if not patched:
+        return
+    stored = {event.pk: event.metadata for event in events}
+    missing = {event.packing["like"] for event in patched} - stored.keys()
+    for start in range(0, len(missing), _IN_CHUNK):
+        chunk = list(missing)[start:start + _IN_CHUNK]
+        stored.update(Event.objects.filter(pk__in=chunk).values_list("pk", "metadata"))
+    for event in patched:
+        event.metadata = delta.patched(stored[event.packing["like"]], event.metadata)

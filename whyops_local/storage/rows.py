@@ -19,7 +19,7 @@ from ..domain.schemas import EventIn
 from ..domain.versioning import version_hash
 from ..models import TOKEN_COLUMNS, Agent, AgentVersion, Event, Exchange, Trace
 from . import flagging, search
-from .content import Known, Listed, pack_events, restore, save_exchange
+from .content import Known, Listed, pack_events, patch_metadata, restore, save_exchange, unpatch_metadata
 
 
 @dataclass
@@ -117,6 +117,8 @@ class RowCache:
         self.requests: dict[str, Known] = {}  # trace id -> its newest proxied request body (content.py)
         self.message_lists: dict[int, Listed | None] = {}  # trace pk -> its newest packed message list
         self.blobs: dict[int, dict[bytes, int]] = {}  # trace pk -> its stored messages' digests and ids
+        # (trace pk, event type) -> its first event's (pk, stored metadata), or that event still unsaved
+        self.metadata_bases: dict[tuple[int, str], Any] = {}
         # trace id -> {parent span id -> ids of events waiting for that parent} (otlp/store.py)
         self.otlp_orphans: dict[str, dict[str, list[int]]] = {}
         self.otlp_spans: dict[str, dict[str, int]] = {}  # trace id -> {stored span id -> its first step}
@@ -288,7 +290,6 @@ def _build_event(batch: RowCache, item: EventIn, *, source: str, user: str | Non
         parent_step_id=parent,
         span_id=item.spanId or str(uuid.uuid4()),
         timestamp=when,
-        received_at=now,
         external_user_id=item.externalUserId or user,
         idempotency_key=item.idempotencyKey,
         content=item.content,
@@ -476,8 +477,10 @@ def _record(batch: RowCache, job: EventsJob) -> list[Saved]:
         save_exchange(job.exchange, job.request, job.items[0].traceId, batch, originals)
         for event in pending:
             event.exchange_id = job.exchange.pk
+    patched = patch_metadata(pending, batch)
     _insert(pending)
     search.index(pending, {event.pk for event, *_ in originals}, new_messages)
+    unpatch_metadata(patched, pending, batch)
     restore(originals, batch)
     touched = {}
     for event in pending:
