@@ -20,7 +20,8 @@ of that PostgreSQL, printed beside SQLite's (the raw sqlite3 figures are SQLite'
 ``WHYOPS_FLAGS=0`` runs beside the first, each case alternates between them (best of ``--rounds``
 rounds each, the order swapped every round), and the rates print side by side with the CPU time the
 server and its writer spent per event (read from /proc: on a shared machine, CPU time moves far less
-than a rate does). Target: flags cost < 10%.
+than a rate does). Target: flags cost < 10%. ``--before DIR`` measures another checkout (say
+``/work/main``) beside this one the same way.
 """
 
 import argparse
@@ -190,36 +191,44 @@ async def measured(server, count: int, clients: int, per_request: int) -> tuple[
     return rate, (cpu_seconds(server.process.pid) - before) / count
 
 
-async def main_flags(events: int, rounds: int) -> None:
-    """The same cases on a server finding flags and one not, alternating, best of ``rounds`` each."""
-    with (tempfile.TemporaryDirectory() as on_dir, tempfile.TemporaryDirectory() as off_dir,
-          run_server(Path(on_dir)) as on, run_server(Path(off_dir), env={"WHYOPS_FLAGS": "0"}) as off):
-        for server in (on, off):
+async def main_pair(events: int, rounds: int, before: Path | None) -> None:
+    """The same cases on two servers, alternating, best of ``rounds`` each: one finding flags and one
+    not, or (``before``) another checkout's and this one's."""
+    first, second = ("before", "this") if before else ("flags off", "flags on")
+    with (tempfile.TemporaryDirectory() as first_dir, tempfile.TemporaryDirectory() as second_dir,
+          run_server(Path(first_dir), **({"root": before} if before else {"env": {"WHYOPS_FLAGS": "0"}})) as a,
+          run_server(Path(second_dir)) as b):
+        for server in (a, b):
             await http_rate(server.port, 400, 8, 1)
         rows = []
         for name, divisor, clients, per_request in FLAG_CASES:
             count = int(events / divisor)
-            runs = {"on": [], "off": []}
+            runs = {first: [], second: []}
             for round_number in range(rounds):
-                for label, server in (("off", off), ("on", on))[::1 if round_number % 2 else -1]:
+                for label, server in ((first, a), (second, b))[::1 if round_number % 2 else -1]:
                     runs[label].append(await measured(server, count, clients, per_request))
             best = {label: (max(rate for rate, _ in got), min(cpu for _, cpu in got)) for label, got in runs.items()}
-            rows.append((name, best["off"], best["on"]))
-    print(f"{'case':36} {'flags off/s':>12} {'flags on/s':>11} {'cost':>7}   "
-          f"{'CPU us/event off':>16} {'on':>6} {'cost':>7}  (target < 10%)")
-    for name, (rate_off, cpu_off), (rate_on, cpu_on) in rows:
-        cost, cpu_cost = 1 - rate_on / rate_off, cpu_on / cpu_off - 1
-        print(f"{name:36} {rate_off:12.0f} {rate_on:11.0f} {cost:7.1%} {'ok' if cost < 0.10 else 'MISSED':6}"
-              f" {cpu_off * 1e6:13.0f} {cpu_on * 1e6:6.0f} {cpu_cost:7.1%} {'ok' if cpu_cost < 0.10 else 'MISSED'}")
+            rows.append((name, best[first], best[second]))
+    target = "  (target < 10%)" if not before else ""
+    print(f"{'case':36} {first + '/s':>12} {second + '/s':>11} {'cost':>7}   "
+          f"{'CPU us/event ' + first:>22} {second:>9} {'cost':>7}{target}")
+    for name, (rate_a, cpu_a), (rate_b, cpu_b) in rows:
+        cost, cpu_cost = 1 - rate_b / rate_a, cpu_b / cpu_a - 1
+        verdicts = [("ok" if c < 0.10 else "MISSED") if not before else "" for c in (cost, cpu_cost)]
+        print(f"{name:36} {rate_a:12.0f} {rate_b:11.0f} {cost:7.1%} {verdicts[0]:6}"
+              f" {cpu_a * 1e6:19.0f} {cpu_b * 1e6:9.0f} {cpu_cost:7.1%} {verdicts[1]}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=4000, help="events for the 8-client case (others scale)")
     parser.add_argument("--flags", action="store_true", help="flags on and off side by side instead")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per server and case with --flags")
+    parser.add_argument("--before", type=Path, help="another checkout measured beside this one, as --flags does")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per server and case with --flags or --before")
     parser.add_argument("--database-url", help="a PostgreSQL server to measure beside SQLite (default: DATABASE_URL)")
     arguments = parser.parse_args()
     # Taken out of the environment: the SQLite server must not inherit it.
     database_url = arguments.database_url or os.environ.pop("DATABASE_URL", None)
-    asyncio.run(main_flags(arguments.events, arguments.rounds) if arguments.flags else main(arguments.events, database_url))
+    pair = arguments.flags or arguments.before
+    asyncio.run(main_pair(arguments.events, arguments.rounds, arguments.before and arguments.before.resolve())
+                if pair else main(arguments.events, database_url))

@@ -122,7 +122,7 @@ def main() -> None:
     print(f"{'':8} {'db file':>10} {'vacuumed':>10} {'x distinct':>10} {'server CPU/call':>16} {'writer CPU/call':>16}"
           f" {'trace page':>11} {'trace API':>10} {'exchange':>9}  raw request == sent")
     for name, r in runs.items():
-        print(f"{name:8} {r['on_disk'] / 1e6:>8.2f}MB {r['compact'] / 1e6:>8.2f}MB {r['compact'] / r['distinct']:>9.1f}x"
+        print(f"{name:8} {r['on_disk'] / 1e6:>8.2f}MB {r['compact'] / 1e6:>8.2f}MB {r['compact'] / r['distinct']:>9.2f}x"
               f" {r['server_ms']:>14.2f}ms {r['writer_ms']:>14.2f}ms {r['page_ms']:>9.1f}ms {r['api_ms']:>8.1f}ms"
               f" {r['exchange_ms']:>7.1f}ms  {r['raw_ok']}")
     print("target: vacuumed size <= 3x the distinct message bytes")
