@@ -131,6 +131,11 @@ def test_a_growing_history_run_is_stored_small_and_reads_back_byte_for_byte(prox
                          " ON b.message_id = m.id JOIN whyops_local_trace t ON b.trace_id = t.id WHERE t.trace_id = ?",
                          (trace_id,)).fetchone()[0]
     assert stored <= 2 * distinct < sum(map(len, sent)) / 5
+    # Each event's metadata but its kind's first is stored as what differs from that one's: here, its time.
+    patched = db.execute("SELECT COUNT(*), MAX(LENGTH(e.metadata)) FROM whyops_local_event e JOIN whyops_local_trace t"
+                         " ON e.trace_id = t.id WHERE t.trace_id = ? AND json_type(e.packing, '$.like') IS NOT NULL",
+                         (trace_id,)).fetchone()
+    assert patched[0] == 2 * calls - 2 and patched[1] < 40, patched
 
 
 @pytest.mark.django_db
