@@ -17,11 +17,13 @@ With ``--database-url`` (or ``DATABASE_URL``), the same cases also run on a serv
 of that PostgreSQL, printed beside SQLite's (the raw sqlite3 figures are SQLite's alone).
 
 ``--flags`` measures what finding flags as events are stored costs: a second server with
-``WHYOPS_FLAGS=0`` runs beside the first, each case alternates between them (best of ``--rounds``
-rounds each, the order swapped every round), and the rates print side by side with the CPU time the
-server and its writer spent per event (read from /proc: on a shared machine, CPU time moves far less
-than a rate does). Target: flags cost < 10%. ``--before DIR`` measures another checkout (say
-``/work/main``) beside this one the same way.
+``WHYOPS_FLAGS=0`` runs beside the first, each case alternates between them (``--rounds`` rounds,
+the order swapped every round), and the rates print side by side with the CPU time the server and
+its writer spent per event (read from /proc: on a shared machine, CPU time moves far less than a
+rate does). The cost is the median of each round's pair, measured one right after the other, so a
+slow minute of a shared machine moves one pair rather than one side; the spread prints beside it.
+Target: flags cost < 10%. ``--before DIR`` measures another checkout (say ``/work/main``) beside
+this one the same way.
 """
 
 import argparse
@@ -29,6 +31,7 @@ import asyncio
 import json
 import os
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -192,8 +195,9 @@ async def measured(server, count: int, clients: int, per_request: int) -> tuple[
 
 
 async def main_pair(events: int, rounds: int, before: Path | None) -> None:
-    """The same cases on two servers, alternating, best of ``rounds`` each: one finding flags and one
-    not, or (``before``) another checkout's and this one's."""
+    """The same cases on two servers, alternating: one finding flags and one not, or (``before``)
+    another checkout's and this one's. A case's cost is the median over rounds of the cost between
+    the two measurements taken one after the other; its spread across rounds prints beside it."""
     first, second = ("before", "this") if before else ("flags off", "flags on")
     with (tempfile.TemporaryDirectory() as first_dir, tempfile.TemporaryDirectory() as second_dir,
           run_server(Path(first_dir), **({"root": before} if before else {"env": {"WHYOPS_FLAGS": "0"}})) as a,
@@ -203,20 +207,26 @@ async def main_pair(events: int, rounds: int, before: Path | None) -> None:
         rows = []
         for name, divisor, clients, per_request in FLAG_CASES:
             count = int(events / divisor)
-            runs = {first: [], second: []}
+            pairs = []
             for round_number in range(rounds):
+                got = {}
                 for label, server in ((first, a), (second, b))[::1 if round_number % 2 else -1]:
-                    runs[label].append(await measured(server, count, clients, per_request))
-            best = {label: (max(rate for rate, _ in got), min(cpu for _, cpu in got)) for label, got in runs.items()}
-            rows.append((name, best[first], best[second]))
+                    got[label] = await measured(server, count, clients, per_request)
+                pairs.append((got[first], got[second]))
+            rows.append((name, pairs))
     target = "  (target < 10%)" if not before else ""
-    print(f"{'case':36} {first + '/s':>12} {second + '/s':>11} {'cost':>7}   "
-          f"{'CPU us/event ' + first:>22} {second:>9} {'cost':>7}{target}")
-    for name, (rate_a, cpu_a), (rate_b, cpu_b) in rows:
-        cost, cpu_cost = 1 - rate_b / rate_a, cpu_b / cpu_a - 1
+    print(f"{'case':36} {first + '/s':>12} {second + '/s':>11} {'cost':>7} {'spread':>15}   "
+          f"{'CPU us/event ' + first:>22} {second:>9} {'cost':>7} {'spread':>15}{target}")
+    for name, pairs in rows:
+        costs = sorted(1 - rate_b / rate_a for (rate_a, _), (rate_b, _) in pairs)
+        cpu_costs = sorted(cpu_b / cpu_a - 1 for (_, cpu_a), (_, cpu_b) in pairs)
+        cost, cpu_cost = statistics.median(costs), statistics.median(cpu_costs)
         verdicts = [("ok" if c < 0.10 else "MISSED") if not before else "" for c in (cost, cpu_cost)]
-        print(f"{name:36} {rate_a:12.0f} {rate_b:11.0f} {cost:7.1%} {verdicts[0]:6}"
-              f" {cpu_a * 1e6:19.0f} {cpu_b * 1e6:9.0f} {cpu_cost:7.1%} {verdicts[1]}")
+        rate_a, rate_b = (statistics.median(p[side][0] for p in pairs) for side in (0, 1))
+        cpu_a, cpu_b = (statistics.median(p[side][1] for p in pairs) for side in (0, 1))
+        print(f"{name:36} {rate_a:12.0f} {rate_b:11.0f} {cost:7.1%} {costs[0]:7.1%}..{costs[-1]:<6.1%} {verdicts[0]:6}"
+              f" {cpu_a * 1e6:19.0f} {cpu_b * 1e6:9.0f} {cpu_cost:7.1%} {cpu_costs[0]:7.1%}..{cpu_costs[-1]:<6.1%}"
+              f" {verdicts[1]}")
 
 
 if __name__ == "__main__":
@@ -224,7 +234,7 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=4000, help="events for the 8-client case (others scale)")
     parser.add_argument("--flags", action="store_true", help="flags on and off side by side instead")
     parser.add_argument("--before", type=Path, help="another checkout measured beside this one, as --flags does")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds per server and case with --flags or --before")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per server and case with --flags or --before")
     parser.add_argument("--database-url", help="a PostgreSQL server to measure beside SQLite (default: DATABASE_URL)")
     arguments = parser.parse_args()
     # Taken out of the environment: the SQLite server must not inherit it.
