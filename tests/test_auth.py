@@ -73,7 +73,8 @@ def test_a_token_link_sets_a_strict_httponly_cookie_and_goes_to_the_clean_addres
     name, value = cookie.split(";", 1)[0].split("=", 1)
     assert httpx.get(f"{keyed.url}/agents/", cookies={name: value}).status_code == 200
     assert httpx.get(f"{keyed.api}/traces", cookies={name: value}).status_code == 200
-    assert httpx.get(f"{keyed.url}/agents/", cookies={name: value[:-1] + "0"}).status_code == 401
+    tampered = value[:-1] + ("1" if value.endswith("0") else "0")  # a "0" made "0" again let 1 run in 16 pass it
+    assert httpx.get(f"{keyed.url}/agents/", cookies={name: tampered}).status_code == 401
     assert httpx.get(f"{keyed.url}/agents/?token=wrong").status_code == 401
 
 
