@@ -402,6 +402,19 @@ async def ingest(body: bytes, user: str | None) -> tuple[int, bytes]:
 # Spawned: Django is set up here with the server's own database settings before anything touches a model.
 
 
+def collect_garbage_as_a_writer() -> None:
+    """The writer's garbage collection, once Django is set up (benchmarks measuring its path in process call it too).
+
+    A group of requests allocates some 100,000 objects at a time. Collected every 700 allocations,
+    they were walked again and again and pushed to the old generation, whose collections walked all
+    of Django too: 54 of ~250 us a span of bench/otlp.py's 100-span requests, 2 us with start-up's
+    heap frozen (never garbage) and collections every 50,000 allocations (measured, export_group fed
+    those requests in-process). Ingest's batches gain alike.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 10, 10)
+
+
 def serve(conn: Connection, databases: dict[str, Any], listening, figures, has_open) -> None:
     # Ctrl-C, and a SIGTERM sent to the process group, reach the writer too, maybe first: it stops when
     # the server says so or goes away, after the commit it is in.
@@ -415,13 +428,7 @@ def serve(conn: Connection, databases: dict[str, Any], listening, figures, has_o
     from .faults import database_file
     from .rows import RowCache
 
-    # A group of requests allocates some 100,000 objects at a time. Collected every 700 allocations,
-    # they were walked again and again and pushed to the old generation, whose collections walked all
-    # of Django too: 54 of ~250 us a span of bench/otlp.py's 100-span requests, 2 us with start-up's
-    # heap frozen (never garbage) and collections every 50,000 allocations (measured, export_group fed
-    # those requests in-process). Ingest's batches gain alike.
-    gc.freeze()
-    gc.set_threshold(50_000, 10, 10)
+    collect_garbage_as_a_writer()
     live.listening = listening  # the server's count of listening pages, in shared memory
     inbox: queue.SimpleQueue = queue.SimpleQueue()
     # A thread of its own keeps reading, so the server never blocks sending while a commit runs.
