@@ -100,6 +100,7 @@ def test_a_patch_holds_only_what_changed_and_none_is_made_when_it_could_not_give
     assert delta.patch(USAGE, {**USAGE, "model": None}) is None  # a null that base does not hold would remove it
     assert delta.patch(USAGE, dict(reversed(USAGE.items()))) is None  # an order a patch would not keep
     assert delta.patch({"a": {"x": 1, "y": 2}}, {"a": {"y": 2, "x": 1}}) is None
+    assert delta.patch({"a": {"x": 1, "y": 2}}, {"a": {"y": 3, "x": 1}}, ordered=False) == {"a": {"y": 3}}
     assert delta.patch({"big": [2**70]}, {"big": [2**70]}) == {"big": [2**70]}  # orjson cannot compare it: kept
 
 

@@ -126,13 +126,14 @@ def changed(base: dict, found: list) -> dict:
     return whole
 
 
-def patch(base: dict, value: dict) -> dict | None:
+def patch(base: dict, value: dict, ordered: bool = True) -> dict | None:
     """``value`` as a JSON merge patch (RFC 7386) of ``base``: the entries that differ, dicts that both
     hold patched in turn, ``None`` for a key ``value`` lacks. ``None`` when no patch gives ``value``
-    back exactly: a null that ``base`` does not hold (a patch's null removes), or keys in an order
-    that ``patched`` would not keep. Values are compared as JSON text: Python's 1, 1.0 and true are equal.
+    back exactly: a null that ``base`` does not hold (a patch's null removes), or (``ordered``) keys in
+    an order that ``patched`` would not keep (PostgreSQL's jsonb keeps an order of its own anyway).
+    Values are compared as JSON text: Python's 1, 1.0 and true are equal.
     """
-    if not _keeps_order(base, value):
+    if ordered and not _keeps_order(base, value):
         return None
     found: dict = {} if base.keys() == value.keys() else {key: None for key in base if key not in value}
     for key, item in value.items():
@@ -144,7 +145,7 @@ def patch(base: dict, value: dict) -> dict | None:
             if item == was:
                 continue
         elif kind is dict:
-            inner = patch(was, item)
+            inner = patch(was, item, ordered)
             if inner is None:
                 return None
             if inner:

@@ -438,6 +438,7 @@ def patch_metadata(events: list[Event], cache) -> list[tuple[Event, Any, Any]]:
     ``unpatch_metadata`` puts back. Call after ``pack_events``: it patches the metadata as stored."""
     patched = []
     bases = cache.metadata_bases
+    ordered = connection.vendor != "postgresql"  # jsonb keeps no dict's order: a base read back has another
     for event in events:
         metadata = event.metadata
         if event.source == Event.SOURCE_OTLP or not isinstance(metadata, dict) or not metadata:
@@ -455,7 +456,7 @@ def patch_metadata(events: list[Event], cache) -> list[tuple[Event, Any, Any]]:
             whole = len(orjson.dumps(metadata))
         except TypeError:  # what only json writes: rare enough to store whole
             continue
-        if whole < _WORTH_PATCHING or (found := delta.patch(base[1], metadata)) is None:
+        if whole < _WORTH_PATCHING or (found := delta.patch(base[1], metadata, ordered)) is None:
             continue
         if len(orjson.dumps(found)) + _LIKE_COST > whole:
             continue
