@@ -139,20 +139,16 @@ def patch(base: dict, value: dict, ordered: bool = True) -> dict | None:
     for key, item in value.items():
         was = base.get(key, _MISSING)
         kind = type(item)
-        if kind is not type(was):
-            pass
-        elif kind in _SCALARS:
-            if item == was:
+        if kind is type(was):
+            if kind is dict:
+                inner = patch(was, item, ordered)
+                if inner is None:
+                    return None
+                if inner:
+                    found[key] = inner
                 continue
-        elif kind is dict:
-            inner = patch(was, item, ordered)
-            if inner is None:
-                return None
-            if inner:
-                found[key] = inner
-            continue
-        elif _same(was, item):
-            continue
+            if item == was if kind in _SCALARS else _same(was, item):
+                continue
         if item is None:
             return None
         found[key] = item

@@ -483,9 +483,8 @@ def _unpatch_stored(events: list[Event], patched: list[Event]) -> None:
     if not patched:
         return
     stored = {event.pk: event.metadata for event in events}
-    missing = {event.packing["like"] for event in patched} - stored.keys()
+    missing = list({event.packing["like"] for event in patched} - stored.keys())
     for start in range(0, len(missing), _IN_CHUNK):
-        chunk = list(missing)[start:start + _IN_CHUNK]
-        stored.update(Event.objects.filter(pk__in=chunk).values_list("pk", "metadata"))
+        stored.update(Event.objects.filter(pk__in=missing[start:start + _IN_CHUNK]).values_list("pk", "metadata"))
     for event in patched:
         event.metadata = delta.patched(stored[event.packing["like"]], event.metadata)
