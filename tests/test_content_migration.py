@@ -122,7 +122,6 @@ def test_exchanges_stored_whole_are_packed_against_their_traces_first_and_back(m
         zip(heads, answers, strict=True))
 
 
-
 @pytest.mark.django_db(transaction=True)
 def test_metadata_stored_as_patches_is_made_whole_going_back(migrate_to):
     from whyops_local.domain.schemas import EventIn

@@ -1,6 +1,6 @@
 """The hot path builds its events without Model.__init__: they must be the events Django would build."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -11,24 +11,26 @@ from whyops_local.storage import rows as store
 pytestmark = pytest.mark.django_db
 
 VALUES = {
-    "timestamp": datetime(2026, 5, 1, 12, 30, 0, 123456, tzinfo=timezone(timedelta(hours=-7))),  # an offset
     "content": {"text": "héllo ✓", "list": [1, 2.5, None, True]},
     "metadata": {},
     "cost_usd": Decimal("0.0001235"),
 }
 
 
-def test_a_hot_path_event_is_the_event_django_would_build():
+@pytest.mark.parametrize("timestamp", [
+    datetime(2026, 5, 1, 12, 30, tzinfo=timezone(timedelta(hours=-7))),  # no microseconds, an offset
+    datetime(2026, 5, 1, 19, 30, 0, 123456, tzinfo=UTC),
+])
+def test_a_hot_path_event_is_the_event_django_would_build(timestamp):
     agent = Agent.objects.create(name="rows")
-    trace = Trace.objects.create(trace_id="rows", agent=agent, started_at=VALUES["timestamp"],
-                                 last_event_at=VALUES["timestamp"])
-    exchange = Exchange.objects.create(provider="openai", method="POST", path="/v1/x", started_at=VALUES["timestamp"])
+    trace = Trace.objects.create(trace_id="rows", agent=agent, started_at=timestamp, last_event_at=timestamp)
+    exchange = Exchange.objects.create(provider="openai", method="POST", path="/v1/x", started_at=timestamp)
     values = {
         "agent_version_id": None, "event_type": "llm_response", "step_id": 3, "parent_step_id": 2, "span_id": "s",
         "external_user_id": None, "idempotency_key": "k", "source": "proxy", "model": "m", "provider": "p",
         "latency_ms": 1.5, "input_tokens": 1, "output_tokens": 2, "cache_read_tokens": 0,
         "cache_write_tokens": 0, "cache_write_1h_tokens": 0, "reasoning_tokens": 1, "total_tokens": 3, "cost_note": "",
-        "counted": True, "packing": None, **VALUES,
+        "counted": True, "packing": None, "timestamp": timestamp, **VALUES,
     }
     fast = store._new_event({"trace": trace, "agent": agent, "exchange": exchange}, **values)
     usual = Event(trace=trace, agent=agent, exchange=exchange, **values)
