@@ -1,5 +1,7 @@
 """domain.flags on its own: each detector from event sequences, in milliseconds."""
 
+from datetime import UTC, datetime
+
 from whyops_local.domain import flags
 from whyops_local.domain.flags import Step
 
@@ -14,7 +16,10 @@ class Run:
 
     def add(self, kind, content=None, at=None, **fields):
         self.n += 1
-        step = Step(kind=kind, step_id=self.n, at=at if at is not None else 1000.0 + self.n, content=content, **fields)
+        if "cache_read" in fields:
+            fields["cache_read_tokens"] = fields.pop("cache_read")
+        when = datetime.fromtimestamp(at if at is not None else 1000.0 + self.n, UTC)
+        step = Step(event_type=kind, step_id=self.n, timestamp=when, content=content, **fields)
         if (gone := flags.observe(self.state, step)) is not None:
             self.uncounted.append(gone)
         return self.n
@@ -160,6 +165,17 @@ def test_a_cache_break_names_tools_or_an_earlier_message():
     edited = [{"role": "user", "content": "hi!"}, history[1], {"role": "user", "content": "more"}]
     _request(run, messages=edited, tools=[{"name": "new"}]), run.answer("b", cache_read=10)
     assert run.flagged("cache_break")[0]["message"].endswith("the tools and message 1 (user) changed")
+
+
+def test_a_cache_break_names_dropped_messages_or_the_first_one_edited_past_the_first():
+    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+               {"role": "user", "content": "more"}]
+    dropped, edited = Run(), Run()
+    for run, next_messages in ((dropped, history[:1]), (edited, [history[0], {"role": "assistant", "content": "hey"}])):
+        _request(run, messages=history), run.answer("a", cache_read=4000)
+        _request(run, messages=next_messages), run.answer("b", cache_read=0)
+    assert dropped.flagged("cache_break")[0]["message"].endswith(": messages from 2 on (dropped) changed")
+    assert edited.flagged("cache_break")[0]["message"].endswith(": message 2 (assistant) changed")
 
 
 def test_steady_or_growing_cache_reads_and_small_caches_do_not_break():

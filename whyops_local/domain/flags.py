@@ -13,6 +13,7 @@ import math
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -45,40 +46,37 @@ _LOG_BUCKET = math.log(_BUCKET)
 TOOL_SIGNATURES = 64  # distinct tool calls remembered, most recent first: a loop repeats while they are
 MAX_SLOW_CANDIDATES = 50
 _STEPS_KEPT = 20  # step ids kept per repeated signature
-_OUTCOMES = ("llm_response", "error", "tool_call_response", "tool_result", "embedding_response")
-_REQUESTS = ("user_message", "tool_result")
-_TOOL_STARTS = ("tool_call_request", "tool_call")
-_OPENING = ("tool_call_request", "tool_call_response", "llm_response")  # the events that open or close calls
-_DURATION_KINDS = {"llm_response": "llm", "tool_call_response": "tool", "embedding_response": "embedding"}
 _KIND_WORDS = {"llm": "LLM call", "tool": "tool call", "embedding": "embedding call"}
 
 
 @dataclass(slots=True)
 class Step:
-    """What the flags need of one stored event."""
+    """What the flags read of one stored event. The names are ``models.Event``'s, so the writer hands
+    its events over as they are: building a Step for each cost ~1 us an event (measured)."""
 
-    kind: str
+    event_type: str
     step_id: int
-    at: float  # epoch seconds
+    timestamp: datetime
     source: str = "sdk"
     span_id: str = ""
     content: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)
     model: str = ""
     latency_ms: float | None = None
-    cache_read: int = 0
+    cache_read_tokens: int = 0
+
+
+def _json_bytes(value: Any) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # what orjson refuses (see jsontext)
+        return json.dumps(value).encode("utf-8", "surrogatepass")
 
 
 def digest(value: Any) -> str:
     """A short fingerprint of a JSON value (crc32: it runs for every message of every request)."""
-    if isinstance(value, str):
-        data = value.encode("utf-8", "surrogatepass")
-    else:
-        try:
-            data = orjson.dumps(value)
-        except TypeError:  # what orjson refuses (see jsontext)
-            data = json.dumps(value).encode("utf-8", "surrogatepass")
-    return f"{zlib.crc32(data):08x}"
+    data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else _json_bytes(value)
+    return "%08x" % zlib.crc32(data)  # noqa: UP031 (half the time of an f-string's format spec)
 
 
 def _flag(kind: str, steps: Iterable[int], message: str) -> dict[str, Any]:
@@ -92,7 +90,8 @@ def _put(state: dict[str, Any], key: str, flag: dict[str, Any]) -> None:
 
 
 def _drop(state: dict[str, Any], key: str) -> None:
-    state.get("flags", {}).pop(key, None)
+    if flags := state.get("flags"):
+        flags.pop(key, None)
 
 
 def flags_of(state: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -107,9 +106,11 @@ def kinds_of(flags: Iterable[dict[str, Any]]) -> list[str]:
 
 # --- reading event content -------------------------------------------------------------------
 
+_NOTHING: dict[str, Any] = {}  # read only: the body of an event whose content is no object
+
 
 def _body(step: Step) -> dict[str, Any]:
-    return step.content if isinstance(step.content, dict) else {}
+    return step.content if isinstance(step.content, dict) else _NOTHING
 
 
 def answer_text(content: Any) -> str:
@@ -147,50 +148,57 @@ def _is_error_result(value: Any) -> bool:
     return bool(value.get("error") or value.get("isError") or value.get("is_error") or value.get("status") == "error")
 
 
-def _is_error(step: Step) -> bool:
-    if step.kind == "error":
-        return True
-    body = _body(step)
-    if step.kind == "tool_call_response":
-        return _is_error_result(body.get("toolResults"))
-    if step.kind == "tool_result":
-        return _is_error_result(body.get("output"))
-    return False
-
-
 def _short(value: Any) -> str:
     return digest(value)[:6]
+
+
+def _message_digests(messages: list[Any]) -> str:
+    """The first 6 hex digits of each message's crc32, one string (the loop inlined: it runs over a
+    request's whole history)."""
+    try:
+        return "".join([f"{zlib.crc32(orjson.dumps(m)) >> 8:06x}" for m in messages])
+    except TypeError:  # what orjson refuses, the slow way for all
+        return "".join([f"{zlib.crc32(_json_bytes(m)) >> 8:06x}" for m in messages])
 
 
 def request_digests(step: Step) -> dict[str, Any] | None:
     """What a request event says of the prompt: short digests of system prompt, tools and each message
     (one string, 6 characters a message), and the role of each message (one letter each)."""
-    messages = _body(step).get("messages")
-    if not isinstance(messages, list) and "systemPrompt" not in step.metadata and "tools" not in step.metadata:
-        return None
-    messages = messages if isinstance(messages, list) else []
+    messages, metadata = _body(step).get("messages"), step.metadata
+    if not isinstance(messages, list):
+        if "systemPrompt" not in metadata and "tools" not in metadata:
+            return None
+        messages = []
     roles = "".join([(m.get("role") or "?")[:1] if isinstance(m, dict) and isinstance(m.get("role"), str) else "?"
                      for m in messages])
-    system, tools = step.metadata.get("systemPrompt"), step.metadata.get("tools")
+    system, tools = metadata.get("systemPrompt"), metadata.get("tools")
     return {"s": _short(system) if system else "", "t": _short(tools) if tools else "",
-            "m": "".join([_short(m) for m in messages]), "r": roles}
+            "m": _message_digests(messages), "r": roles}
 
 
-# --- the detectors, one per kind ------------------------------------------------------------------
+# --- the detectors -------------------------------------------------------------------------------
+# observe() sends each kind of event to the one function that does all its kind takes part in, and
+# the detectors read the state with get() rather than setdefault(), which built a default every call:
+# with a digest of an answer's text made once, 2.2 against 3.3 us an event of bench/ingest.py's agent
+# runs replayed (the writer stores one in ~45 us; flags must cost < 10%).
 
 
 def _tool_loop(state: dict[str, Any], step: Step) -> None:
-    body = _body(step)
     tool = step.metadata.get("tool") or ""
-    calls = tool_calls_signature(body.get("toolCalls"))
+    calls = tool_calls_signature(_body(step).get("toolCalls"))
     key = digest([tool, calls])
-    seen = state.setdefault("tools", {})
-    steps = seen.pop(key, [])  # re-inserted last: the dict's order is most recently used last
+    seen = state.get("tools")
+    if seen is None:
+        seen = state["tools"] = {}
+    steps = seen.pop(key, None)  # re-inserted last: the dict's order is most recently used last
+    if steps is None:
+        seen[key] = [step.step_id]
+        if len(seen) > TOOL_SIGNATURES:
+            del seen[next(iter(seen))]
+        return
     seen[key] = steps
     if len(steps) < _STEPS_KEPT:
         steps.append(step.step_id)
-    if len(seen) > TOOL_SIGNATURES:
-        del seen[next(iter(seen))]
     if len(steps) >= REPEATS:
         arguments = jsontext.dumps(calls[0][1]) if calls else ""
         shown = f" ({arguments[:60]}{'…' if len(arguments) > 60 else ''})" if arguments else ""
@@ -198,11 +206,10 @@ def _tool_loop(state: dict[str, Any], step: Step) -> None:
                                                             f"with the same arguments{shown}"))
 
 
-def _repeated_answer(state: dict[str, Any], step: Step, text: str, has_calls: bool) -> None:
+def _repeated_answer(state: dict[str, Any], step: Step, text: str, key: str, has_calls: bool) -> None:
     if not text or has_calls:  # "Let me check" before a tool call is no answer
         state.pop("ans", None)
         return
-    key = digest(text)
     run = state.get("ans")
     if run and run[0] == key:
         run[1] = [*run[1], step.step_id][-_STEPS_KEPT:]
@@ -218,16 +225,17 @@ def _repeated_answer(state: dict[str, Any], step: Step, text: str, has_calls: bo
                                               f"times in a row: “{shown}”"))
 
 
-def _error_streak(state: dict[str, Any], step: Step) -> None:
-    if step.kind == "tool_result" and "messages" in _body(step):
-        return  # requests are neither success nor failure (a proxied tool_result is a request)
-    if not _is_error(step):
+def _outcome(state: dict[str, Any], step: Step, failed: bool) -> None:
+    """A step that succeeded or failed: an error streak grows or ends."""
+    if not failed:
         state.pop("err", None)
         return
     # [its first steps (at most _STEPS_KEPT), how long it is]; a plain list of every step id, as
     # streaks were stored before, grew with the streak.
-    streak = state.setdefault("err", [[], 0])
-    if not streak or isinstance(streak[0], int):
+    streak = state.get("err")
+    if streak is None:
+        streak = state["err"] = [[], 0]
+    elif not streak or isinstance(streak[0], int):
         streak = state["err"] = [streak[:_STEPS_KEPT], len(streak)]
     if len(streak[0]) < _STEPS_KEPT:
         streak[0].append(step.step_id)
@@ -236,41 +244,16 @@ def _error_streak(state: dict[str, Any], step: Step) -> None:
         _put(state, f"err:{streak[0][0]}", _flag("error_streak", streak[0], f"{streak[1]} errors in a row"))
 
 
-def _open_calls(state: dict[str, Any], step: Step, has_calls: bool) -> None:
-    """Tool calls waiting for their answer: SDK spans by span id, an LLM's tool calls until anything follows."""
-    open_calls = state.setdefault("open", {})
-    if step.kind != "llm_thinking" and "ollm" in state:
-        open_calls.pop(state.pop("ollm"), None)
-    if step.kind == "tool_call_request":
-        open_calls[step.span_id] = [step.step_id, step.at, step.metadata.get("tool") or "tool"]
-    elif step.kind == "tool_call_response":
-        if step.span_id in open_calls:
-            del open_calls[step.span_id]
-            _drop(state, f"dangle:{step.span_id}")
-    elif step.kind == "llm_response" and has_calls:
-        names = ", ".join(call_names(_body(step).get("toolCalls")))
-        state["ollm"] = f"llm:{step.step_id}"
-        open_calls[state["ollm"]] = [step.step_id, step.at, names or "tool"]
-    elif step.kind == "llm_response":
-        # A final answer ends the turn: a span still open now was never answered.
-        for span, (step_id, _, tool) in open_calls.items():
-            _put(state, f"dangle:{span}", dangling_flag(step_id, tool, "before the final answer"))
+def _close_llm_calls(state: dict[str, Any]) -> None:
+    """An LLM's tool calls are answered by whatever follows them (but its thinking)."""
+    open_calls = state.get("open") or {}
+    open_calls.pop(state.pop("ollm"), None)
     if not open_calls:
         state.pop("open", None)
 
 
 def dangling_flag(step_id: int, tool: str, when: str) -> dict[str, Any]:
     return _flag("dangling_tool", [step_id], f"The call to {tool} got no response or result {when}")
-
-
-def _answer_flags(state: dict[str, Any], step: Step, text: str, has_calls: bool) -> None:
-    reason = _body(step).get("finishReason")
-    if reason in TRUNCATED_REASONS:
-        _put(state, f"cut:{step.step_id}", _flag("truncated", [step.step_id],
-                                                 f"The answer was cut at its token limit (finish reason “{reason}”)"))
-    if not text and not has_calls:
-        _put(state, f"empty:{step.step_id}", _flag("empty_answer", [step.step_id],
-                                                   "The model answered with no text and no tool call"))
 
 
 _ROLES = {"u": "user", "a": "assistant", "s": "system", "t": "tool", "d": "developer", "f": "function"}
@@ -281,69 +264,83 @@ def _what_changed(before: dict[str, Any] | None, now: dict[str, Any] | None) -> 
         return "the prompt before it is not known"
     changed = [part for part, key in (("the system prompt", "s"), ("the tools", "t")) if before[key] != now[key]]
     old, new = before["m"], now["m"]
-    for index in range(min(len(old), len(new)) // 6):
-        if old[index * 6:index * 6 + 6] != new[index * 6:index * 6 + 6]:
-            role = _ROLES.get(now["r"][index:index + 1])
-            changed.append(f"message {index + 1}{f' ({role})' if role else ''}")
-            break
+    if new.startswith(old):  # messages appended, the usual next request
+        pass
+    elif old.startswith(new):
+        changed.append(f"messages from {len(new) // 6 + 1} on (dropped)")
     else:
-        if len(new) < len(old):
-            changed.append(f"messages from {len(new) // 6 + 1} on (dropped)")
+        for index in range(0, len(new), 6):
+            if old[index:index + 6] != new[index:index + 6]:
+                break
+        role = _ROLES.get(now["r"][index // 6:index // 6 + 1])
+        changed.append(f"message {index // 6 + 1}{f' ({role})' if role else ''}")
     return " and ".join(changed) + " changed" if changed else "no part of the prompt changed (the cache may have expired)"
 
 
-def _request(state: dict[str, Any], digests: dict[str, Any]) -> None:
-    """A new request: what changed since the previous one is decided now, so only one prompt is kept."""
-    state["chg"] = _what_changed(state.get("req"), digests)
-    state["req"] = digests
+def _request(state: dict[str, Any], step: Step) -> None:
+    """A new request: what changed since the previous one is decided now, so only one prompt is kept,
+    and only if the answer to it can break the cache (an earlier call read enough of it)."""
+    if (digests := request_digests(step)) is not None:
+        if state.get("cmax", 0) >= CACHED_ENOUGH:
+            state["chg"] = _what_changed(state.get("req"), digests)
+        else:
+            state.pop("chg", None)
+        state["req"] = digests
 
 
 def _cache_break(state: dict[str, Any], step: Step) -> None:
-    best = state.get("cmax", 0)
+    best, read = state.get("cmax", 0), step.cache_read_tokens
     previous_model = state.get("cmodel")
-    if best >= CACHED_ENOUGH and step.cache_read < best * CACHE_DROP:
+    if best >= CACHED_ENOUGH and read < best * CACHE_DROP:
         if previous_model and step.model and step.model != previous_model:
             reason = f"the model changed from {previous_model} to {step.model}"
         else:
             reason = state.get("chg") or "the prompt before it is not known"
         _put(state, f"cache:{step.step_id}", _flag(
-            "cache_break", [step.step_id],
-            f"Cache reads fell from {best:,} to {step.cache_read:,} tokens: {reason}"))
+            "cache_break", [step.step_id], f"Cache reads fell from {best:,} to {read:,} tokens: {reason}"))
         best = 0  # measured again from here: the next good read is the new level
-    if step.cache_read > best:
-        best = step.cache_read
+    if read > best:
+        best = read
     state["cmax"], state["cmodel"] = best, step.model or previous_model
 
 
-def _duration(state: dict[str, Any], step: Step) -> tuple[str, int, int] | None:
-    """(kind, step id it belongs to, milliseconds) of a step that ends here, if its duration is known."""
-    kind = _DURATION_KINDS.get(step.kind)
-    if kind is None:
-        return None
-    owner, ms = step.step_id, step.latency_ms
-    if kind == "tool":
-        opened = state.get("open", {}).get(step.span_id)
-        if opened:
-            owner = opened[0]
-            if ms is None:
-                ms = (step.at - opened[1]) * 1000
-    return (kind, owner, int(ms)) if isinstance(ms, int | float) and ms >= 0 else None
+def _bucket(ms: int) -> str:
+    return str(int(math.log(ms + 1) / _LOG_BUCKET))
 
 
-def _slow_step(state: dict[str, Any], kind: str, owner: int, ms: int) -> None:
-    durations = state.setdefault("dur", {}).setdefault(kind, {"n": 0, "x": [], "h": {}})
+def _count(histogram: dict[str, int], bucket: str) -> None:
+    histogram[bucket] = histogram.get(bucket, 0) + 1
+
+
+def _slow_step(state: dict[str, Any], kind: str, owner: int, ms: Any) -> None:
+    """A step of ``kind`` that took ``ms`` ended (``owner``: the step it is shown as)."""
+    if not isinstance(ms, (int, float)) or not ms >= 0:  # noqa: UP038 (a union is built on every call)
+        return
+    ms = int(ms)
+    every_kind = state.get("dur")
+    if every_kind is None:
+        every_kind = state["dur"] = {}
+    durations = every_kind.get(kind)
+    if durations is None:
+        durations = every_kind[kind] = {"n": 0, "x": [], "h": {}}
     durations["n"] += 1
-    bucket = str(int(math.log(ms + 1) / _LOG_BUCKET))
-    durations["h"][bucket] = durations["h"].get(bucket, 0) + 1
-    if durations["x"] is not None:
-        bisect.insort(durations["x"], ms)
-        if len(durations["x"]) > EXACT_DURATIONS:
-            durations["x"] = None  # the histogram alone from here on
+    if (exact := durations["x"]) is not None:
+        bisect.insort(exact, ms)
+        if len(exact) > EXACT_DURATIONS:  # the histogram alone from here on, made of what was kept
+            durations["h"] = {}
+            for each in exact:
+                _count(durations["h"], _bucket(each))
+            durations["x"] = None
+    else:
+        _count(durations["h"], _bucket(ms))
+    slow = state.get("slow")
     if ms > SLOW_MIN_MS:
-        candidates = state.setdefault("slow", {}).setdefault(kind, [])
+        if slow is None:
+            slow = state["slow"] = {}
+        candidates = slow.setdefault(kind, [])
         candidates.append([owner, ms])
         del candidates[:-MAX_SLOW_CANDIDATES]
-    elif not (candidates := state.get("slow", {}).get(kind)):
+    elif not slow or not (candidates := slow.get(kind)):
         return
     median = _median(durations)
     for step_id, took in candidates:
@@ -370,11 +367,9 @@ def _median(durations: dict[str, Any]) -> float:
     return 0.0
 
 
-def _double_count(state: dict[str, Any], step: Step, text: str) -> int | None:
+def _double_count(state: dict[str, Any], step: Step, text_key: str, names: list[str]) -> int | None:
     """Compare an LLM response with the one before it; the step id of a manual duplicate of a proxied one."""
-    model = step.model.rsplit("/", 1)[-1]
-    names = "\0".join(call_names(_body(step).get("toolCalls")))
-    key = digest("\0".join((model, text, names)))
+    key = "\0".join((step.model.rsplit("/", 1)[-1], text_key, *names))
     last, state["last"] = state.get("last"), [step.source, step.step_id, key]
     if not last or last[0] == step.source or last[2] != key or "proxy" not in (last[0], step.source):
         return None
@@ -386,35 +381,105 @@ def _double_count(state: dict[str, Any], step: Step, text: str) -> int | None:
     return manual
 
 
-def observe(state: dict[str, Any], step: Step) -> int | None:
-    """Fold ``step`` into ``state`` (in place). Returns the step id of an LLM response that must not be
-    counted in the totals (a manual copy of a proxied one), if this step reveals one."""
-    uncounted, kind, has_calls = None, step.kind, False
-    outcome, timed, opening = _ROLES_OF_KIND.get(kind, _NO_ROLE)
-    if kind == "llm_response":
-        text, has_calls = answer_text(step.content), bool(_body(step).get("toolCalls"))
-        _repeated_answer(state, step, text, has_calls)
-        _answer_flags(state, step, text, has_calls)
-        _cache_break(state, step)
-        uncounted = _double_count(state, step, text)
-    elif kind in _REQUESTS:
-        if (digests := request_digests(step)) is not None:
-            _request(state, digests)
-    elif kind in _TOOL_STARTS:
-        _tool_loop(state, step)
-    if outcome:
-        _error_streak(state, step)
-    if timed and (ended := _duration(state, step)) is not None:
-        _slow_step(state, *ended)
-    if opening or (kind != "llm_thinking" and "ollm" in state):
-        _open_calls(state, step, has_calls)
+# --- each kind of event, all it takes part in ------------------------------------------------------
+
+
+def _on_answer(state: dict[str, Any], step: Step) -> int | None:
+    body = _body(step)
+    calls = body.get("toolCalls")
+    names = call_names(calls) if calls else []
+    text, has_calls = answer_text(step.content), bool(calls)
+    text_key = digest(text) if text else ""
+    _repeated_answer(state, step, text, text_key, has_calls)
+    reason = body.get("finishReason")
+    if isinstance(reason, str) and reason in TRUNCATED_REASONS:
+        _put(state, f"cut:{step.step_id}", _flag("truncated", [step.step_id],
+                                                 f"The answer was cut at its token limit (finish reason “{reason}”)"))
+    if not text and not has_calls:
+        _put(state, f"empty:{step.step_id}", _flag("empty_answer", [step.step_id],
+                                                   "The model answered with no text and no tool call"))
+    _cache_break(state, step)
+    uncounted = _double_count(state, step, text_key, names)
+    state.pop("err", None)  # a success ends an error streak
+    _slow_step(state, "llm", step.step_id, step.latency_ms)
+    if "ollm" in state:
+        _close_llm_calls(state)
+    open_calls = state.get("open")
+    if has_calls:  # open until anything follows
+        if open_calls is None:
+            open_calls = state["open"] = {}
+        key = state["ollm"] = f"llm:{step.step_id}"
+        open_calls[key] = [step.step_id, step.timestamp.timestamp(), ", ".join(names) or "tool"]
+    elif open_calls:  # a final answer ends the turn: a span still open was never answered
+        for span, (step_id, _, tool) in open_calls.items():
+            _put(state, f"dangle:{span}", dangling_flag(step_id, tool, "before the final answer"))
     return uncounted
 
 
-# What each kind takes part in: (an outcome, a timed step, opens or closes calls); one lookup per event.
-_ROLES_OF_KIND = {kind: (kind in _OUTCOMES, kind in _DURATION_KINDS, kind in _OPENING)
-                  for kind in {*_OUTCOMES, *_DURATION_KINDS, *_OPENING}}
-_NO_ROLE = (False, False, False)
+def _on_tool_start(state: dict[str, Any], step: Step) -> None:
+    _tool_loop(state, step)
+    if step.event_type == "tool_call_request":  # an SDK span, open until its response (by span id)
+        open_calls = state.get("open")
+        if open_calls is None:
+            open_calls = state["open"] = {}
+        open_calls[step.span_id] = [step.step_id, step.timestamp.timestamp(), step.metadata.get("tool") or "tool"]
+
+
+def _on_tool_response(state: dict[str, Any], step: Step) -> None:
+    _outcome(state, step, _is_error_result(_body(step).get("toolResults")))
+    owner, ms = step.step_id, step.latency_ms
+    open_calls = state.get("open")
+    if open_calls and (opened := open_calls.pop(step.span_id, None)):
+        owner = opened[0]  # shown on its request, timed from it when no latency came
+        if ms is None:
+            ms = (step.timestamp.timestamp() - opened[1]) * 1000
+        if not open_calls:
+            del state["open"]
+        _drop(state, f"dangle:{step.span_id}")
+    _slow_step(state, "tool", owner, ms)
+
+
+def _on_tool_result(state: dict[str, Any], step: Step) -> None:
+    _request(state, step)
+    body = _body(step)
+    if "messages" not in body:  # a proxied tool_result is a request, neither success nor failure
+        _outcome(state, step, _is_error_result(body.get("output")))
+
+
+def _on_error(state: dict[str, Any], step: Step) -> None:
+    _outcome(state, step, True)
+
+
+def _on_embedding(state: dict[str, Any], step: Step) -> None:
+    state.pop("err", None)
+    _slow_step(state, "embedding", step.step_id, step.latency_ms)
+
+
+_ON = {
+    "user_message": _request,
+    "tool_result": _on_tool_result,
+    "tool_call_request": _on_tool_start,
+    "tool_call": _on_tool_start,
+    "tool_call_response": _on_tool_response,
+    "error": _on_error,
+    "embedding_response": _on_embedding,
+}
+
+
+def observe(state: dict[str, Any], step: Step) -> int | None:
+    """Fold ``step`` (a Step or a stored Event) into ``state``, in place. Returns the step id of an LLM
+    response that must not be counted in the totals (a manual copy of a proxied one), if this step
+    reveals one."""
+    kind = step.event_type
+    if kind == "llm_response":
+        return _on_answer(state, step)
+    if kind == "llm_thinking":  # part of the call it comes with: it answers nothing
+        return None
+    if "ollm" in state:
+        _close_llm_calls(state)
+    if (on := _ON.get(kind)) is not None:
+        on(state, step)
+    return None
 
 
 def dangling(state: dict[str, Any] | None, now: float) -> list[dict[str, Any]]:
