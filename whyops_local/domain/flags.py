@@ -11,6 +11,7 @@ import bisect
 import json
 import math
 import zlib
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -75,7 +76,10 @@ def _json_bytes(value: Any) -> bytes:
 
 def digest(value: Any) -> str:
     """A short fingerprint of a JSON value (crc32: it runs for every message of every request)."""
-    data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else _json_bytes(value)
+    try:
+        data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else orjson.dumps(value)
+    except TypeError:
+        data = _json_bytes(value)
     return "%08x" % zlib.crc32(data)  # noqa: UP031 (half the time of an f-string's format spec)
 
 
@@ -308,10 +312,6 @@ def _bucket(ms: int) -> str:
     return str(int(math.log(ms + 1) / _LOG_BUCKET))
 
 
-def _count(histogram: dict[str, int], bucket: str) -> None:
-    histogram[bucket] = histogram.get(bucket, 0) + 1
-
-
 def _slow_step(state: dict[str, Any], kind: str, owner: int, ms: Any) -> None:
     """A step of ``kind`` that took ``ms`` ended (``owner``: the step it is shown as)."""
     if not isinstance(ms, (int, float)) or not ms >= 0:  # noqa: UP038 (a union is built on every call)
@@ -324,15 +324,13 @@ def _slow_step(state: dict[str, Any], kind: str, owner: int, ms: Any) -> None:
     if durations is None:
         durations = every_kind[kind] = {"n": 0, "x": [], "h": {}}
     durations["n"] += 1
-    if (exact := durations["x"]) is not None:
+    if (exact := durations["x"]) is None:
+        bucket, histogram = _bucket(ms), durations["h"]
+        histogram[bucket] = histogram.get(bucket, 0) + 1
+    else:
         bisect.insort(exact, ms)
         if len(exact) > EXACT_DURATIONS:  # the histogram alone from here on, made of what was kept
-            durations["h"] = {}
-            for each in exact:
-                _count(durations["h"], _bucket(each))
-            durations["x"] = None
-    else:
-        _count(durations["h"], _bucket(ms))
+            durations["h"], durations["x"] = dict(Counter(map(_bucket, exact))), None
     slow = state.get("slow")
     if ms > SLOW_MIN_MS:
         if slow is None:
