@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from ..domain import jsontext
 from ..proxy.providers import anthropic, openai
 from .decode import STATUS_ERROR, Span
 
@@ -61,7 +62,7 @@ def kind_of(span: Span) -> str:
 def _json(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in "[{":
         try:
-            return json.loads(value)
+            return jsontext.loads(value)  # orjson: json.loads was a tenth of mapping an LLM span
         except ValueError:
             return value
     return value
@@ -72,8 +73,11 @@ def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).isoformat()
 
 
+_EMPTY = (None, "", [], {})  # named once: the tuple, holding a list and a dict, was built for every value
+
+
 def _present(**fields: Any) -> dict[str, Any]:
-    return {key: value for key, value in fields.items() if value not in (None, "", [], {})}
+    return {key: value for key, value in fields.items() if value not in _EMPTY}
 
 
 # Messages ---------------------------------------------------------------------------------------------
@@ -219,8 +223,8 @@ def output_messages(span: Span) -> list[dict[str, Any]]:
 
 def _first(attrs: dict[str, Any], *keys: str) -> int | None:
     for key in keys:
-        if isinstance(attrs.get(key), int) and not isinstance(attrs.get(key), bool):
-            return attrs[key]
+        if type(value := attrs.get(key)) is int:  # not a bool
+            return value
     return None
 
 
@@ -228,8 +232,11 @@ def provider_of(span: Span) -> str:
     attrs = span.attributes
     name = str(attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system") or attrs.get("llm.provider")
                or attrs.get("llm.system") or "").lower()
-    return {"az.ai.openai": "openai", "azure.ai.openai": "openai", "gcp.gemini": "google",
-            "gcp.vertex_ai": "google", "gcp.gen_ai": "google", "aws.bedrock": "aws"}.get(name, name)
+    return _PROVIDERS.get(name, name)
+
+
+_PROVIDERS = {"az.ai.openai": "openai", "azure.ai.openai": "openai", "gcp.gemini": "google",
+              "gcp.vertex_ai": "google", "gcp.gen_ai": "google", "aws.bedrock": "aws"}
 
 
 def _uncached(prompt: int | None, read: int | None, write: int | None) -> int | None:
