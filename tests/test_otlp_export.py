@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import httpx
@@ -14,7 +15,7 @@ import pytest
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from whyops_local.otlp import decode
+from whyops_local.otlp import decode, views
 
 from .servers import ROOT, run_server
 
@@ -237,6 +238,39 @@ def test_bad_exports_are_refused_clearly_and_nothing_is_stored(otlp_server):
     assert bomb.status_code == 413
     assert post(otlp_server, b'{"resourceSpans": 3}').status_code == 400
     assert httpx.get(f"{otlp_server.api}/traces/{trace_id}").status_code == 404
+
+
+def test_large_exports_sent_together_are_stored_whole_whichever_process_decodes_them(otlp_server):
+    """A large export that comes while the writer is busy is decoded, mapped and validated by the
+    server (otlp/views.py ``_prepared``), others by the writer: either way each span is stored once,
+    under its parent, with its usage, and a bad one is refused as the writer refuses it."""
+    trace_id, root = uuid.uuid4().hex, "00000000000000a1"
+    question = json.dumps([{"role": "user", "parts": [{"type": "text", "content": "Where is my order? " * 20}]}])
+
+    def llm(n: int) -> dict:
+        return hand_span(trace_id, f"{0x100 + n:016x}", "chat gpt-4o-mini", 1_000_000 * (n + 1), parent=root,
+                         gen_ai__operation__name="chat", gen_ai__provider__name="openai",
+                         gen_ai__request__model="gpt-4o-mini", gen_ai__usage__input_tokens=100 + n,
+                         gen_ai__usage__output_tokens=10, gen_ai__input__messages=question)
+
+    bodies = [decode.parse_request(otlp_json(trace_id, [llm(b * 40 + i) for i in range(40)]), decode.JSON)
+              .SerializeToString() for b in range(8)]
+    assert all(len(body) >= views.PREPARED_HERE.start for body in bodies)
+    truncated = bodies[0][:-9]
+    with ThreadPoolExecutor(len(bodies) + 1) as pool:
+        answers = list(pool.map(lambda body: post(otlp_server, body, "application/x-protobuf"), [*bodies, truncated]))
+    *stored, refused = answers
+    assert [answer.status_code for answer in stored] == [200] * len(bodies)
+    assert refused.status_code == 400 and refused.headers["content-type"] == "application/x-protobuf"
+    assert "Malformed protobuf" in status_pb2.Status.FromString(refused.content).message
+    assert post(otlp_server, otlp_json(trace_id, [hand_span(trace_id, root, "invoke_agent", 0,
+                                                            gen_ai__operation__name="invoke_agent")])).status_code == 200
+    trace = detail(otlp_server, trace_id)
+    agent, *events = trace["events"]
+    questions = of_type(trace, "user_message")
+    assert agent["eventType"] == "span" and len(events) == 2 * 320 and len(questions) == 320
+    assert {q["parentStepId"] for q in questions} == {agent["stepId"]}
+    assert trace["usage"]["promptTokens"] == sum(100 + n for n in range(320)) and trace["llmCalls"] == 320
 
 
 def test_the_api_key_applies(fake_upstream, tmp_path):

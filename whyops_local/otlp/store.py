@@ -1,12 +1,10 @@
 """Storing an OTLP export: in the writer process, like ingest, so a 2xx means committed.
 
-Each request is decoded and mapped there too. Done by the server instead, it cost the server more
-than it spared the writer (bench/otlp.py --before, CPU a span): with the validated events pickled
-over, server 780 -> 1,260 us and writer 1,650 -> 1,390 for one-span requests; with plain event dicts,
-server 450 -> 650 and 7 -> 77 for 100-span requests, writer no less. Tried again with the writer's
-garbage collection tuned (storage/writer.py) and validated events prepared on the server's event loop:
-100-span requests from 4 senders, writer 300 -> 225 us, server 11 -> 159, spans/s 0.75x (no core was
-spare). Each is stored as one ``EventsJob``:
+The writer decodes, maps and validates a request too (``prepare``), unless the server did: it does
+for a large export while the writer is busy with others (``views._prepared``). Always done by the
+server, that cost more than it spared the writer: one-span requests, server 780 -> 1,260 us a span
+and writer 1,650 -> 1,390 (bench/otlp.py --before, CPU a span); one 100-span request at a time,
+0.87x the spans/s (one hop more). Each is stored as one ``EventsJob``:
 atomic, retried spans skipped by their idempotency keys. What the pure mapping
 cannot know is where a span's parent is: the parent's first step, found in the requests being
 stored together or among the trace's stored spans (read once, then kept in the writer's cache). A child
@@ -62,11 +60,11 @@ def _valid(events: list[dict[str, Any]]) -> list[EventIn] | str:
         return "; ".join(f"{d['field']}: {d['message']}" for d in exc.details)
 
 
-def _prepare(position: int, body: bytes, encoding: str, content_encoding: str) -> Prepared:
+def prepare(body: bytes, encoding: str, content_encoding: str) -> Prepared:
     """A request's spans as validated events; raises ``Invalid`` for a body that cannot be read at all."""
     plain = decode.inflate(body, content_encoding, settings.WHYOPS_MAX_BODY_BYTES)
     spans = decode.spans(decode.parse_request(plain, encoding))
-    prepared = Prepared(position, encoding)
+    prepared = Prepared(0, encoding)
     for shared, members in mapping.grouped(spans):
         otel = members[0].trace_id
         prepared.otel_traces[otel] = shared["traceId"] if shared["traceId"] != otel else None
@@ -233,7 +231,9 @@ def export_group(tasks: list, cache: RowCache | None = None) -> list[tuple[int, 
     prepared = []
     for position, task in enumerate(tasks):
         try:
-            prepared.append(_prepare(position, task.body, task.encoding, task.content_encoding))
+            request = task.prepared or prepare(task.body, task.encoding, task.content_encoding)
+            request.position = position
+            prepared.append(request)
         except Invalid as exc:
             answers[position] = (exc.status, *decode.error_body(exc, task.encoding), [])
         except Exception as exc:  # noqa: BLE001  (that request's answer, never the writer's end)

@@ -14,14 +14,36 @@ from ..domain.schemas import Invalid
 from ..http.guards import read_body
 from ..storage import writer
 from ..storage.faults import Unstored
+from . import store
 from .decode import encoding_of, error_body
 
 OTLP_PATH = "/v1/traces"
 UNAUTHENTICATED, UNAVAILABLE = 16, 14  # google.rpc.Code
+# The body sizes of exports this process may decode itself (``_prepared``): from some 15 chat spans
+# to some 450, whose mapping stops the event loop for ~25 ms.
+PREPARED_HERE = range(8 * 1024, 256 * 1024)
 
 
 def refusal(exc: Invalid, headers: Mapping[str, str]) -> tuple[int, bytes, str]:
     return exc.status, *error_body(exc, encoding_of(headers.get("content-type", "")))
+
+
+def _prepared(body: bytes, encoding: str, content_encoding: str) -> store.Prepared | None:
+    """The export decoded, mapped and validated here, or None for the writer to do it.
+
+    The writer stores every export and is their bottleneck: while it works on others, this process
+    (idle otherwise) does that part of a large one. 100-span requests from 4 senders: 6,200 -> 8,800
+    spans/s (bench/otlp.py); done in a thread, 8,100, the GIL passing back and forth with the event
+    loop. With the writer idle, the body goes as it is: one hop less. Raises ``Invalid`` as the writer
+    would answer it."""
+    if len(body) not in PREPARED_HERE or not writer.busy():
+        return None
+    try:
+        return store.prepare(body, encoding, content_encoding)
+    except Invalid:
+        raise
+    except Exception:  # noqa: BLE001  (the writer reads it again, and answers what fails)
+        return None
 
 
 async def export(body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes, str]:
@@ -32,8 +54,13 @@ async def export(body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes, s
         detail = {"field": "Content-Type", "code": "unsupported",
                   "message": f"{content_type or 'none'}: send application/x-protobuf or application/json"}
         return refusal(Invalid([detail], error="Unsupported Content-Type for OTLP/HTTP", status=415), headers)
+    content_encoding = headers.get("content-encoding", "")
     try:
-        return await writer.export_otlp(body, encoding, headers.get("content-encoding", ""))
+        prepared = _prepared(body, encoding, content_encoding)
+    except Invalid as exc:
+        return refusal(exc, headers)
+    try:
+        return await writer.export_otlp(body, encoding, content_encoding, prepared)
     except Unstored as exc:  # the exporter retries a 503; idempotency keys make that safe
         return refusal(Invalid([], error=str(exc), status=exc.status), headers)
 

@@ -93,6 +93,7 @@ class OtlpExport:
     body: bytes
     encoding: str
     content_encoding: str = ""
+    prepared: Any = None  # the body decoded, mapped and validated by the server (otlp/store.py ``prepare``)
 
 
 Grouped = (Ingest, OtlpExport)  # requests stored with the others of their kind that queued up
@@ -242,6 +243,10 @@ class _WriterProcess:
             self._waiting[task_id] = (loop, done)
         self._send(conn, [(task_id, task)])
 
+    def answering(self) -> bool:
+        """Whether requests were sent that the writer has not answered yet (a glance, without the lock)."""
+        return bool(self._waiting)
+
     def write_soon(self, task: Write) -> None:
         """Queue a write nobody waits for, sent after this pass of the event loop (see the module's ``write_soon``)."""
         if not self._unawaited:
@@ -370,6 +375,11 @@ def write_soon(task: Write) -> None:
         submit(task, live.publish_soon)
 
 
+def busy() -> bool:
+    """Whether the writer process has requests in hand that it has not answered yet."""
+    return settings.WHYOPS_DEDICATED_WRITER and _writer.answering()
+
+
 async def _outcome(task: Ingest | OtlpExport | Write) -> Any:
     future = asyncio.get_running_loop().create_future()
     submit(task, lambda outcome: future.done() or future.set_result(outcome))
@@ -384,9 +394,11 @@ async def write(fn: Callable[..., T], *args: Any) -> T:
     return await _outcome(Write(fn, args))
 
 
-async def export_otlp(body: bytes, encoding: str, content_encoding: str) -> tuple[int, bytes, str]:
-    """Decode and store an OTLP trace export; returns (status, body, content type) once committed (or refused)."""
-    status, payload, content_type, messages = await _outcome(OtlpExport(body, encoding, content_encoding))
+async def export_otlp(body: bytes, encoding: str, content_encoding: str, prepared: Any = None) -> tuple[int, bytes, str]:
+    """Store an OTLP trace export (decoded here if not ``prepared``); returns (status, body, content type)
+    once committed (or refused)."""
+    task = OtlpExport(b"", encoding, prepared=prepared) if prepared is not None else OtlpExport(body, encoding, content_encoding)
+    status, payload, content_type, messages = await _outcome(task)
     live.publish_soon(messages)
     return status, payload, content_type
 
