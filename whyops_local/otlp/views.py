@@ -19,8 +19,8 @@ from .decode import encoding_of, error_body
 
 OTLP_PATH = "/v1/traces"
 UNAUTHENTICATED, UNAVAILABLE = 16, 14  # google.rpc.Code
-# The body sizes of exports this process may decode itself (``_prepared``): from some 15 chat spans
-# to some 450, whose mapping stops the event loop for ~25 ms.
+# The sizes of uncompressed exports this process may decode itself (``_prepared``): from some 15 chat
+# spans to some 450, whose mapping stops the event loop for ~25 ms.
 PREPARED_HERE = range(8 * 1024, 256 * 1024)
 
 
@@ -36,7 +36,8 @@ def _prepared(body: bytes, encoding: str, content_encoding: str) -> store.Prepar
     spans/s (bench/otlp.py); done in a thread, 8,100, the GIL passing back and forth with the event
     loop. With the writer idle, the body goes as it is: one hop less. Raises ``Invalid`` as the writer
     would answer it."""
-    if len(body) not in PREPARED_HERE or not writer.busy():
+    compressed = content_encoding.strip().lower() not in ("", "identity")  # its size says little of its spans
+    if compressed or len(body) not in PREPARED_HERE or not writer.busy():
         return None
     try:
         return store.prepare(body, encoding, content_encoding)
