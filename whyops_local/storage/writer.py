@@ -395,9 +395,9 @@ async def write(fn: Callable[..., T], *args: Any) -> T:
 
 
 async def export_otlp(body: bytes, encoding: str, content_encoding: str, prepared: Any = None) -> tuple[int, bytes, str]:
-    """Store an OTLP trace export (decoded here if not ``prepared``); returns (status, body, content type)
-    once committed (or refused)."""
-    task = OtlpExport(b"", encoding, prepared=prepared) if prepared is not None else OtlpExport(body, encoding, content_encoding)
+    """Store an OTLP trace export, decoded by the writer unless the server did (``prepared``); returns
+    (status, body, content type) once committed (or refused)."""
+    task = OtlpExport(body, encoding, content_encoding) if prepared is None else OtlpExport(b"", encoding, prepared=prepared)
     status, payload, content_type, messages = await _outcome(task)
     live.publish_soon(messages)
     return status, payload, content_type
