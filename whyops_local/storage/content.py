@@ -418,7 +418,7 @@ def unpack_events(events: list[Event]) -> None:
 # An event's metadata is mostly its trace's first one's of the same kind (a chat call's model,
 # provider, parameters and usage's keys; only counts and time change): stored as a merge patch of
 # that one's (``delta.patch``), ``packing["like"]`` naming it. A growing history's event table: 291 ->
-# 168 KB (bench/storage.py), for ~7 us an event in the writer on bench/ingest.py's events (2-core
+# 156 KB (bench/storage.py), for ~7 us an event in the writer on bench/ingest.py's events (2-core
 # machine). OTLP events stay whole: their parent span is read from it in SQL (otlp/store.py).
 
 # '"like": 123456, ' in the packing, and a packing's braces: a patch saving less is not worth it,

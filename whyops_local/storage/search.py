@@ -147,7 +147,7 @@ def _short(query: str) -> bool:
 
 # Printable ASCII but '"' and '\\': spelled as is in stored JSON, where text holding it must hold it too.
 _AS_IS = re.compile(r'[ !#-\[\]-~]+')
-# As the view SOURCE: an event whose messages are stored apart is indexed without them.
+# As the view whyops_search_source reads it: an event whose messages are stored apart is indexed without them.
 _EVENT_TEXT = "whyops_stored_text(e.content, json_type(e.packing, '$.messages') IS NOT NULL)"
 
 
